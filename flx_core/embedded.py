@@ -1,0 +1,56 @@
+"""The embedded PostgreSQL used when nothing is configured, so `meltano run` works on a fresh machine.
+
+pgserver keeps one server per data directory and serialises start-up with an inter-process lock, so
+two plugins of one `meltano run` share the server instead of racing over the data directory. The server
+is left running when the process exits (the next plugin in the pipeline reuses it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+from flx_core.settings import libpq_conninfo
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "flx"
+
+
+def flx_home() -> Path:
+    """`FLX_HOME`, else `.flx` in the Meltano project (Meltano sets MELTANO_PROJECT_ROOT), else the cwd."""
+    if home := os.environ.get("FLX_HOME"):
+        return Path(home).expanduser().resolve()
+    root = os.environ.get("MELTANO_PROJECT_ROOT") or os.getcwd()
+    return Path(root).resolve() / ".flx"
+
+
+def embedded_url(database: str = EMBEDDED_DATABASE) -> URL:
+    """Start (or reuse) the embedded server and return a URL to `database`, created if missing."""
+    import pgserver  # imported here: starting a server is rare and the import is not free
+
+    pgdata = flx_home() / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    base = make_url(server.get_uri())
+    _ensure_database(base, database)
+    url = base.set(drivername="postgresql+psycopg", database=database)
+    log.info("Using the embedded PostgreSQL in %s (database %r)", pgdata, database)
+    return url
+
+
+def _ensure_database(base: URL, database: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(libpq_conninfo(base), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if exists:
+            return
+        # another process may create it between our check and our CREATE
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

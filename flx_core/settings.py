@@ -1,0 +1,183 @@
+"""Database settings shared by target-flx, tap-flx and flx.
+
+The names are MeltanoLabs target-postgres' own, so a `meltano.yml` written for it keeps working when the
+plugin name changes. Passwords live in `SecretStr` so that no repr, log line or error can show them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from sqlalchemy.engine import URL, make_url
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the setting, never its secret value."""
+
+
+class DatabaseSettings(BaseModel):
+    """Where the data and the control schema live."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    host: str | None = None
+    port: int = 5432
+    user: str | None = None
+    password: SecretStr | None = None
+    database: str | None = None
+    sqlalchemy_url: SecretStr | None = None
+    ssl_enable: bool = False
+    ssl_mode: SslMode = "verify-full"
+    ssl_certificate_authority: str | None = None
+    ssl_client_certificate_enable: bool = False
+    ssl_client_certificate: str | None = None
+    ssl_client_private_key: SecretStr | None = None
+    control_schema: str = "flx"
+    application_name: str = "flx"
+
+    @field_validator("control_schema")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"control_schema must be a plain identifier, got {value!r}")
+        return value
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DatabaseSettings:
+        """Build from a plugin config dict, ignoring the plugin's other settings."""
+        fields = {k: v for k, v in config.items() if k in cls.model_fields and v is not None}
+        try:
+            return cls(**fields)
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            raise SettingsError(str(exc).splitlines()[0] + ": " + _first_error(exc)) from None
+
+    @property
+    def is_configured(self) -> bool:
+        """False when nothing points at a server, which means: use the embedded one."""
+        return bool(self.host or self.sqlalchemy_url)
+
+    def url(self) -> URL:
+        """The SQLAlchemy URL (psycopg 3 driver) for this configuration."""
+        if self.sqlalchemy_url is not None:
+            raw = self.sqlalchemy_url.get_secret_value()
+            try:
+                url = make_url(raw)
+            except Exception:
+                raise SettingsError("sqlalchemy_url is not a valid database URL") from None
+            if url.get_backend_name() != "postgresql":
+                raise SettingsError(
+                    f"sqlalchemy_url must be a postgresql URL, got {url.get_backend_name()!r}"
+                )
+            url = url.set(drivername="postgresql+psycopg")
+        else:
+            if not self.host:
+                raise SettingsError(
+                    "set either `host` or `sqlalchemy_url` (or neither, for the embedded server)"
+                )
+            url = URL.create(
+                "postgresql+psycopg",
+                username=self.user or "postgres",
+                password=self.password.get_secret_value() if self.password else None,
+                host=self.host,
+                port=self.port,
+                database=self.database or "postgres",
+            )
+        query = dict(url.query)
+        query.setdefault("application_name", self.application_name)
+        if self.ssl_enable:
+            query["sslmode"] = self.ssl_mode
+            if self.ssl_certificate_authority:
+                query["sslrootcert"] = _as_file(self.ssl_certificate_authority, "ca.crt")
+            if self.ssl_client_certificate_enable:
+                if not (self.ssl_client_certificate and self.ssl_client_private_key):
+                    raise SettingsError(
+                        "ssl_client_certificate_enable needs ssl_client_certificate "
+                        "and ssl_client_private_key"
+                    )
+                query["sslcert"] = _as_file(self.ssl_client_certificate, "client.crt")
+                query["sslkey"] = _as_file(self.ssl_client_private_key.get_secret_value(), "client.key")
+        return url.set(query=query)
+
+    def asyncpg_kwargs(self) -> dict[str, Any]:
+        """`asyncpg.connect` keyword arguments equal to `url()`, SSL included."""
+        url = self.url()
+        kwargs: dict[str, Any] = {
+            "user": url.username,
+            "password": url.password,
+            "database": url.database,
+            "server_settings": {"application_name": str(url.query.get("application_name", "flx"))},
+        }
+        host = url.query.get("host")
+        kwargs["host"] = host if isinstance(host, str) else url.host
+        kwargs["port"] = url.port or 5432
+        sslmode = url.query.get("sslmode")
+        if isinstance(sslmode, str) and sslmode != "disable":
+            kwargs["ssl"] = _ssl_context(url, sslmode)
+        return kwargs
+
+
+def describe(url: URL) -> str:
+    """A log-safe one-line description of a URL: password hidden."""
+    host = url.query.get("host") or url.host
+    return f"postgresql://{url.username or ''}@{host}:{url.port or 5432}/{url.database}"
+
+
+def libpq_conninfo(url: URL) -> str:
+    """A libpq conninfo string for psycopg, from a SQLAlchemy URL (socket-directory hosts included)."""
+    from psycopg.conninfo import make_conninfo
+
+    host = url.query.get("host") or url.host
+    params = {k: v for k, v in url.query.items() if isinstance(v, str) and k != "host"}
+    return make_conninfo(
+        host=str(host) if host else None,
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        dbname=url.database or "postgres",
+        **params,
+    )
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(part) for part in first.get("loc", ()))
+        return f"{loc}: {first.get('msg')}"
+    return str(exc)
+
+
+def _as_file(value: str, name: str) -> str:
+    """Settings may hold a PEM text or a path (as in MeltanoLabs target-postgres); libpq wants a path."""
+    if "-----BEGIN" not in value:
+        return str(Path(value).expanduser())
+    directory = Path(tempfile.mkdtemp(prefix="flx-ssl-"))
+    path = directory / name
+    path.write_text(value)
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def _ssl_context(url: URL, sslmode: str) -> ssl.SSLContext | str:
+    if sslmode in ("allow", "prefer", "require") and "sslrootcert" not in url.query:
+        return sslmode
+    cafile = url.query.get("sslrootcert")
+    context = ssl.create_default_context(cafile=cafile if isinstance(cafile, str) else None)
+    if sslmode in ("allow", "prefer", "require", "verify-ca"):
+        context.check_hostname = False
+    if sslmode in ("allow", "prefer", "require"):
+        context.verify_mode = ssl.CERT_NONE
+    cert, key = url.query.get("sslcert"), url.query.get("sslkey")
+    if isinstance(cert, str) and isinstance(key, str):
+        context.load_cert_chain(cert, key)
+    return context
