@@ -1,0 +1,1 @@
+"""target-flx: a Singer target that loads PostgreSQL through pipelined asyncpg binary COPY."""

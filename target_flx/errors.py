@@ -1,0 +1,35 @@
+"""Errors that stop a run with one line naming what is wrong and where."""
+
+from __future__ import annotations
+
+
+class TargetError(Exception):
+    """Anything target-flx reports as one line and a non-zero exit, without a traceback."""
+
+
+class InputError(TargetError):
+    """Bad input: names the stream, the input line number and, when known, the field."""
+
+    def __init__(
+        self, message: str, *, stream: str | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.reason = message
+        self.stream = stream
+        self.line = line
+        self.field = field
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = []
+        if self.stream is not None:
+            where.append(f"stream {self.stream!r}")
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field:
+            where.append(f"field {self.field!r}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+class LoadError(TargetError):
+    """The database refused a batch; names the stream and the input lines the batch came from."""

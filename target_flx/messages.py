@@ -1,0 +1,45 @@
+"""Routing input lines by message type without decoding RECORD bodies twice.
+
+singer-sdk taps (and most others) write `{"type": "RECORD", "stream": "…", …}` in that order, so the
+stream of a RECORD is read from the line's first bytes; its body is decoded later, a batch at a time.
+Anything else is decoded once here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+_PREFIXES = (b'{"type": "RECORD", "stream": "', b'{"type":"RECORD","stream":"')
+
+
+class Envelope(msgspec.Struct, gc=False):
+    type: str
+    stream: str | None = None
+
+
+_envelope = msgspec.json.Decoder(Envelope)
+_generic = msgspec.json.Decoder()
+
+
+def record_stream(line: bytes) -> str | None:
+    """The stream of a RECORD line in the common layout, else None (then use `envelope`)."""
+    for prefix in _PREFIXES:
+        if line.startswith(prefix):
+            end = line.find(b'"', len(prefix))
+            name = line[len(prefix) : end]
+            if end > 0 and b"\\" not in name:
+                return name.decode()
+    return None
+
+
+def envelope(line: bytes) -> Envelope:
+    return _envelope.decode(line)
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    message = _generic.decode(line)
+    if not isinstance(message, dict):
+        raise msgspec.ValidationError("a Singer message must be a JSON object")
+    return message

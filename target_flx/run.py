@@ -1,0 +1,236 @@
+"""One target-flx run: routes input lines, owns the streams, emits STATE only after commit.
+
+STATE rule: a STATE received at input line L is written to stdout once every RECORD before line L has
+been committed. Batches commit independently per stream, so after each commit the newest STATE whose
+line is older than every stream's oldest uncommitted record is emitted (older ones are implied by it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections import Counter, deque
+from typing import IO, Any
+
+import msgspec
+import orjson
+
+from flx_core import migrate
+from flx_core.database import make_engine, resolve
+from flx_core.settings import DatabaseSettings
+from target_flx import messages
+from target_flx.errors import InputError, TargetError
+from target_flx.history import History, RunIdentity
+from target_flx.lines import iter_lines
+from target_flx.loop import LoopThread
+from target_flx.nul import strip_nul
+from target_flx.settings import LoadSettings
+from target_flx.stream import StreamLoader
+from target_flx.summary import print_summary
+
+log = logging.getLogger("target_flx")
+POLL_EVERY = 4096
+
+
+class Cancelled(TargetError):
+    """SIGTERM/SIGINT: commit what was received, emit its STATE, then exit non-zero."""
+
+
+class LoadRun:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.settings = LoadSettings.from_config(config)
+        db = resolve(DatabaseSettings.from_config(config))
+        engine = make_engine(db, pool_size=1)
+        try:
+            migrate.ensure_schema(engine, db.control_schema)
+        finally:
+            engine.dispose()
+        self.loop = LoopThread(db.asyncpg_kwargs(), pool_size=max(2, self.settings.max_parallelism))
+        self.history = History(db.control_schema, RunIdentity.from_environment())
+        self.streams: dict[str, StreamLoader] = {}
+        self.pending_states: deque[tuple[int, float, Any]] = deque()
+        self.last_emitted: bytes | None = None
+        self.last_received: Any = None
+        self.quarantine: list[tuple[str | None, int, str | None, str, str]] = []
+        self.line = 0
+        self.counts: Counter[str] = Counter()
+        self.sync_started_at = int(time.time() * 1000)
+        self.started = time.monotonic()
+
+    # -- main loop --------------------------------------------------------------------------------
+
+    def process(self, source: IO[Any]) -> Counter[str]:
+        try:
+            for line in iter_lines(source, 1.0, self._on_idle):
+                self.line += 1
+                if stream := messages.record_stream(line):
+                    self._record(stream, line)
+                elif line.strip():
+                    self._message(line)
+                if self.line % POLL_EVERY == 0:
+                    self._housekeeping()
+            self._finish()
+        except (TargetError, KeyboardInterrupt) as exc:
+            self._abort(exc)
+            raise
+        return self.counts
+
+    def _record(self, stream: str, line: bytes) -> None:
+        loader = self.streams.get(stream)
+        if loader is None or loader.codec is None:
+            raise InputError("RECORD before its SCHEMA", stream=stream, line=self.line)
+        if b"\\u0000" in line:
+            line = strip_nul(line, stream, self.line, sanitize=self.settings.sanitize_null_text_characters)
+        loader.add(line, self.line)
+        self.counts["RECORD"] += 1
+
+    def _message(self, line: bytes) -> None:
+        try:
+            message = messages.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InputError(f"not a JSON Singer message ({exc})", line=self.line) from None
+        kind = message.get("type")
+        self.counts[str(kind)] += 1
+        stream = message.get("stream")
+        if kind == "RECORD":
+            if not isinstance(stream, str) or "record" not in message:
+                raise InputError("RECORD without 'stream' or 'record'", line=self.line)
+            self.counts["RECORD"] -= 1
+            self._record(stream, line)
+        elif kind == "SCHEMA":
+            self._schema(message)
+        elif kind == "STATE":
+            if "value" not in message:
+                raise InputError("STATE without 'value'", line=self.line)
+            self.last_received = message["value"]
+            self.pending_states.append((self.line, time.monotonic(), message["value"]))
+            self._emit_states()
+        elif kind == "ACTIVATE_VERSION":
+            self._activate_version(message)
+        else:
+            log.warning("Ignoring line %d: unknown message type %r", self.line, kind)
+
+    def _schema(self, message: dict[str, Any]) -> None:
+        stream, schema = message.get("stream"), message.get("schema")
+        if not isinstance(stream, str) or not isinstance(schema, dict):
+            raise InputError("SCHEMA without 'stream' or 'schema' object", line=self.line)
+        keys = message.get("key_properties") or []
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise InputError("key_properties must be a list of names", stream=stream, line=self.line)
+        loader = self.streams.get(stream)
+        if loader is None:
+            loader = StreamLoader(
+                stream, self.settings, self.loop, self.history, self.sync_started_at, self.quarantine
+            )
+            self.streams[stream] = loader
+        loader.apply_schema(schema, keys, self.line)
+
+    def _activate_version(self, message: dict[str, Any]) -> None:
+        stream, version = message.get("stream"), message.get("version")
+        if not self.settings.process_activate_version_messages:
+            log.warning("Ignoring ACTIVATE_VERSION for %r: process_activate_version_messages is off", stream)
+            return
+        loader = self.streams.get(stream) if isinstance(stream, str) else None
+        if loader is None or not isinstance(version, int):
+            raise InputError(
+                "ACTIVATE_VERSION needs a known stream and an integer version",
+                line=self.line,
+                stream=stream if isinstance(stream, str) else None,
+            )
+        loader.activate_version(version)
+        self._emit_states()
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _emit_states(self) -> None:
+        if not self.pending_states:
+            return
+        oldest = min(
+            (low for s in self.streams.values() if (low := s.oldest_uncommitted_line()) is not None),
+            default=None,
+        )
+        ready = None
+        while self.pending_states and (oldest is None or self.pending_states[0][0] < oldest):
+            ready = self.pending_states.popleft()[2]
+        if ready is not None:
+            self._write_state(ready)
+
+    def _write_state(self, value: Any) -> None:
+        self._flush_quarantine()
+        encoded = orjson.dumps(value)
+        if encoded == self.last_emitted:
+            return
+        sys.stdout.write(encoded.decode() + "\n")
+        sys.stdout.flush()
+        self.last_emitted = encoded
+
+    def _housekeeping(self) -> None:
+        for loader in self.streams.values():
+            loader.poll()
+        if (
+            self.pending_states
+            and time.monotonic() - self.pending_states[0][1] > self.settings.state_flush_seconds
+        ):
+            for loader in self.streams.values():
+                loader.flush()
+        self._emit_states()
+
+    def _on_idle(self) -> bool:
+        """The input paused: commit what we hold so its STATE can go out. True while work is pending."""
+        for loader in self.streams.values():
+            loader.flush()
+            loader.poll()
+        self._emit_states()
+        return any(s.inflight for s in self.streams.values())
+
+    def _flush_quarantine(self) -> None:
+        if not self.quarantine:
+            return
+        rows, self.quarantine[:] = list(self.quarantine), []
+
+        async def insert() -> None:
+            async with self.loop.pool.acquire() as conn:
+                await self.history.quarantine(conn, rows)
+
+        self.loop.run(insert())
+
+    # -- ends -------------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        for loader in self.streams.values():
+            loader.finish()
+        self._emit_states()
+        self._flush_quarantine()
+        if self.last_received is not None:
+            self._write_state(self.last_received)
+        for loader in self.streams.values():
+            loader.record_end("succeeded", None)
+        quarantined = sum(s.stats.quarantined for s in self.streams.values())
+        if quarantined:
+            log.warning(
+                "%d invalid records were quarantined in the control schema's quarantine table", quarantined
+            )
+        print_summary(self.streams.values(), time.monotonic() - self.started)
+        self.loop.close()
+
+    def _abort(self, exc: BaseException) -> None:
+        """Keep every committed batch and its STATE; record the failure; never half-write a batch."""
+        cancelled = isinstance(exc, Cancelled | KeyboardInterrupt)
+        try:
+            for loader in self.streams.values():
+                if cancelled:
+                    loader.flush()  # records received before a cancel are valid: commit them
+                with contextlib.suppress(TargetError):
+                    loader.wait_all()
+            self._emit_states()
+            self._flush_quarantine()
+            message = str(exc) or type(exc).__name__
+            for loader in self.streams.values():
+                loader.record_end("cancelled" if cancelled else "failed", message)
+            print_summary(self.streams.values(), time.monotonic() - self.started)
+        except Exception as cleanup:
+            log.debug("cleanup after failure failed: %s", cleanup)
+        finally:
+            self.loop.close()

@@ -1,0 +1,212 @@
+"""The singer-sdk Target class: settings, CLI, `--about`; the load itself is in run.py.
+
+singer-sdk's per-record path (a dict per record, jsonschema validation, per-record metadata) is the
+bottleneck the anchors measure, so target-flx plugs in its own message reader: lines are routed here and
+decoded a batch at a time into typed rows. Everything else (config, `--about`, CLI) is the SDK's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections import Counter
+from types import FrameType
+from typing import IO, Any
+
+from singer_sdk import typing as th
+from singer_sdk.io_base import GenericSingerReader
+from singer_sdk.target_base import Target
+
+from flx_core.settings import SettingsError
+from target_flx.errors import TargetError
+from target_flx.run import Cancelled, LoadRun
+
+log = logging.getLogger("target_flx")
+
+DATABASE_SETTINGS = th.PropertiesList(
+    th.Property(
+        "host",
+        th.StringType,
+        description="PostgreSQL host. Leave host and sqlalchemy_url unset "
+        "to use the embedded PostgreSQL (data in .flx/pgdata of the Meltano project).",
+    ),
+    th.Property("port", th.IntegerType, default=5432, description="PostgreSQL port."),
+    th.Property("user", th.StringType, description="User name."),
+    th.Property("password", th.StringType, secret=True, description="Password."),
+    th.Property("database", th.StringType, description="Database name."),
+    th.Property(
+        "sqlalchemy_url",
+        th.StringType,
+        secret=True,
+        description="postgresql:// or postgresql+<driver>:// URL; overrides host, port, user, "
+        "password and database.",
+    ),
+    th.Property("ssl_enable", th.BooleanType, default=False, description="Connect with TLS."),
+    th.Property(
+        "ssl_mode",
+        th.StringType,
+        default="verify-full",
+        allowed_values=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+        description="libpq sslmode when ssl_enable is true.",
+    ),
+    th.Property(
+        "ssl_certificate_authority", th.StringType, description="CA certificate: PEM text or a file path."
+    ),
+    th.Property(
+        "ssl_client_certificate_enable",
+        th.BooleanType,
+        default=False,
+        description="Authenticate with a client certificate.",
+    ),
+    th.Property("ssl_client_certificate", th.StringType, description="Client certificate: PEM text or path."),
+    th.Property(
+        "ssl_client_private_key",
+        th.StringType,
+        secret=True,
+        description="Client private key: PEM text or path.",
+    ),
+    th.Property(
+        "control_schema",
+        th.StringType,
+        default="flx",
+        description="Schema of flx's history tables (stream_loads, quarantine, …).",
+    ),
+    th.Property(
+        "application_name", th.StringType, default="target-flx", description="Shown in pg_stat_activity."
+    ),
+)
+
+LOAD_SETTINGS = th.PropertiesList(
+    th.Property(
+        "default_target_schema",
+        th.StringType,
+        description="Schema to load into. Default: from `schema-table` stream names, else public.",
+    ),
+    th.Property(
+        "load_method",
+        th.StringType,
+        allowed_values=["append-only", "upsert", "overwrite"],
+        description="Default: upsert for streams with key properties, append-only for the others. "
+        "overwrite loads a new table and swaps it in at the end.",
+    ),
+    th.Property("batch_size_rows", th.IntegerType, default=20_000, description="Rows per COPY batch."),
+    th.Property(
+        "batch_size_bytes",
+        th.IntegerType,
+        default=16 * 1024 * 1024,
+        description="Input bytes per COPY batch: bounds memory whatever the record size.",
+    ),
+    th.Property(
+        "validate_records",
+        th.BooleanType,
+        default=True,
+        description="Reject values that do not match the schema (types, nullability, bounds).",
+    ),
+    th.Property(
+        "add_record_metadata",
+        th.BooleanType,
+        default=True,
+        description="Add the _sdc_* metadata columns, as singer-sdk targets do.",
+    ),
+    th.Property(
+        "activate_version",
+        th.BooleanType,
+        default=True,
+        description="Process ACTIVATE_VERSION messages (alias: process_activate_version_messages).",
+    ),
+    th.Property(
+        "hard_delete",
+        th.BooleanType,
+        default=False,
+        description="On ACTIVATE_VERSION delete old rows instead of setting _sdc_deleted_at.",
+    ),
+    th.Property(
+        "sanitize_null_text_characters",
+        th.BooleanType,
+        default=False,
+        description="Remove NUL (U+0000) characters, which PostgreSQL text cannot hold, instead of failing.",
+    ),
+    th.Property(
+        "on_invalid_record",
+        th.StringType,
+        default="fail",
+        allowed_values=["fail", "quarantine"],
+        description="fail: stop at the first invalid record. quarantine: keep it in the control "
+        "schema's quarantine table and go on.",
+    ),
+    th.Property(
+        "state_flush_seconds",
+        th.NumberType,
+        default=30,
+        description="Commit buffered records at least this often once a STATE is waiting.",
+    ),
+    th.Property(
+        "max_parallelism",
+        th.IntegerType,
+        default=4,
+        description="Connections used to load streams concurrently.",
+    ),
+)
+
+
+class _FlxReader(GenericSingerReader[str]):
+    """Hands the whole input to a LoadRun instead of dispatching one message dict at a time."""
+
+    def __init__(self, target: TargetFlx) -> None:
+        super().__init__()
+        self.target = target
+
+    @property
+    def default_input(self) -> IO[str]:
+        return sys.stdin
+
+    def deserialize_json(self, line: str) -> dict[str, Any]:  # pragma: no cover - LoadRun decodes
+        raise NotImplementedError
+
+    def process_lines(self, file_input: IO[str] | None, callbacks: Any) -> Counter[str]:
+        run = LoadRun(dict(self.target.config))
+        self.target.current_run = run
+        try:
+            return run.process(file_input or sys.stdin)
+        finally:
+            self.target.current_run = None
+
+
+class TargetFlx(Target):
+    """Singer → PostgreSQL through pipelined asyncpg binary COPY."""
+
+    name = "target-flx"
+    package_name = "flx"
+    config_jsonschema = th.PropertiesList(
+        *DATABASE_SETTINGS.wrapped.values(), *LOAD_SETTINGS.wrapped.values()
+    ).to_dict()
+    default_sink_class = None  # type: ignore[assignment]  # records never reach singer-sdk sinks
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message_reader = _FlxReader(self)
+        self.current_run: LoadRun | None = None
+
+    def process_endofpipe(self) -> None:
+        """LoadRun finished everything when the input ended."""
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        raise Cancelled(f"received signal {signal.Signals(signum).name}: committed what was received")
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """One line and a non-zero exit for expected failures; the traceback only when debugging."""
+        try:
+            super().invoke(*args, **kwargs)
+        except (TargetError, SettingsError) as exc:
+            if _debugging():
+                raise
+            log.error("target-flx failed: %s", exc)
+            sys.stderr.write(f"target-flx: error: {exc}\n")
+            sys.exit(143 if isinstance(exc, Cancelled) else 1)
+
+
+def _debugging() -> bool:
+    return os.environ.get("FLX_DEBUG") == "1" or os.environ.get("TARGET_FLX_LOG_LEVEL", "").lower() == "debug"

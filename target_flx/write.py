@@ -1,0 +1,116 @@
+"""Writing one batch: binary COPY, then for upserts one `INSERT … ON CONFLICT` from a temp table.
+
+Each batch commits in its own transaction together with its line in `flx.stream_loads`, so the load
+history never claims rows that were not committed, and a failure never leaves a half-written batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from target_flx.naming import qualified, quote
+
+# Metadata that changes on every run; an upsert of otherwise identical data does not rewrite the row.
+VOLATILE = frozenset(
+    {"_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence", "_sdc_sync_started_at"}
+)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+
+@dataclass(frozen=True)
+class LoadRef:
+    """The `stream_loads` row a batch is accounted to (None when history is off)."""
+
+    control_schema: str
+    load_id: Any
+
+
+async def append(
+    conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> BatchResult:
+    await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=rows)
+    return BatchResult(inserted=len(rows))
+
+
+async def upsert(
+    conn: asyncpg.Connection,
+    schema: str,
+    table: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    rows: list[tuple[Any, ...]],
+) -> BatchResult:
+    """Rows must be unique on `keys` (the caller keeps the last record of each key)."""
+    stage = f"flx_stage_{abs(hash((schema, table))) % 10**8}"
+    like = qualified(schema, table)
+    await conn.execute(f"CREATE TEMP TABLE {quote(stage)} (LIKE {like} INCLUDING DEFAULTS) ON COMMIT DROP")
+    await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
+    col_list = ", ".join(quote(c) for c in columns)
+    key_list = ", ".join(quote(k) for k in keys)
+    others = [c for c in columns if c not in keys]
+    if others:
+        assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in others)
+        compared = [c for c in others if c not in VOLATILE] or others
+        old = ", ".join(f"t.{quote(c)}" for c in compared)
+        new = ", ".join(f"EXCLUDED.{quote(c)}" for c in compared)
+        action = f"DO UPDATE SET {assignments} WHERE ({old}, NULL) IS DISTINCT FROM ({new}, NULL)"
+    else:
+        action = "DO NOTHING"
+    record = await conn.fetchrow(
+        f"""
+        WITH written AS (
+            INSERT INTO {qualified(schema, table)} AS t ({col_list})
+            SELECT {col_list} FROM {quote(stage)}
+            ON CONFLICT ({key_list}) {action}
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated
+        FROM written
+        """
+    )
+    inserted, updated = int(record["inserted"]), int(record["updated"])
+    return BatchResult(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
+
+
+async def retire_versions(
+    conn: asyncpg.Connection, schema: str, table: str, version: int, *, hard_delete: bool
+) -> int:
+    """ACTIVATE_VERSION: rows of older versions are deleted, or stamped `_sdc_deleted_at` (soft delete)."""
+    name = qualified(schema, table)
+    stale = '("_sdc_table_version" < $1 OR "_sdc_table_version" IS NULL)'
+    if hard_delete:
+        status = await conn.execute(f"DELETE FROM {name} WHERE {stale}", version)
+    else:
+        status = await conn.execute(
+            f'UPDATE {name} SET "_sdc_deleted_at" = now() WHERE {stale} AND "_sdc_deleted_at" IS NULL',
+            version,
+        )
+    return int(status.split()[-1])
+
+
+async def account(conn: asyncpg.Connection, ref: LoadRef | None, result: BatchResult, nbytes: int) -> None:
+    if ref is None:
+        return
+    await conn.execute(
+        f"""UPDATE {quote(ref.control_schema)}.stream_loads
+            SET rows_inserted = rows_inserted + $2, rows_updated = rows_updated + $3,
+                rows_deleted = rows_deleted + $4, batches = batches + $5, bytes = bytes + $6
+            WHERE id = $1""",
+        ref.load_id,
+        result.inserted,
+        result.updated,
+        result.deleted,
+        1 if nbytes else 0,
+        nbytes,
+    )

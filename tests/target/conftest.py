@@ -1,0 +1,92 @@
+"""Running target-flx in-process and as a real CLI against the test database."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import URL
+
+from flx_core.settings import libpq_conninfo
+from target_flx.target import TargetFlx
+
+
+@dataclass
+class Loaded:
+    states: list[Any]
+    stdout: str
+
+
+@pytest.fixture
+def target_schema(database_url: URL, fresh_schema_name: str) -> Iterator[str]:
+    yield fresh_schema_name
+    with psycopg.connect(libpq_conninfo(database_url), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{fresh_schema_name}" CASCADE')
+
+
+@pytest.fixture
+def target_config(db_config: dict[str, str], target_schema: str) -> dict[str, Any]:
+    return {**db_config, "default_target_schema": target_schema}
+
+
+@pytest.fixture
+def load(target_config: dict[str, Any]) -> Callable[..., Loaded]:
+    """Run the target in-process on a Singer text; returns the STATE messages it emitted."""
+
+    def run(text: str, **overrides: Any) -> Loaded:
+        target = TargetFlx(config={**target_config, **overrides}, validate_config=True)
+        out = io.StringIO()
+        with redirect_stdout(out):
+            target.listen(io.StringIO(text))
+        lines = [line for line in out.getvalue().splitlines() if line.strip()]
+        return Loaded([json.loads(line) for line in lines], out.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def query(database_url: URL) -> Callable[..., list[tuple[Any, ...]]]:
+    def run(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(libpq_conninfo(database_url)) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    return run
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(target_config: dict[str, Any], tmp_path: Path) -> Callable[..., CliResult]:
+    """Run the real `target-flx` executable, as Meltano would."""
+
+    def run(text: str, **overrides: Any) -> CliResult:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({**target_config, **overrides}))
+        exe = Path(sys.executable).with_name("target-flx")
+        proc = subprocess.run(
+            [str(exe), "--config", str(config)],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "FLX_DEBUG": "0"},
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

@@ -1,0 +1,179 @@
+"""Values arrive exactly: no float round trips, no lost offsets, no "" turned into NULL."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Callable
+from typing import Any
+
+from tests.target.singer_io import record, schema_msg, singer, state
+
+UTC = datetime.UTC
+PROPS = {
+    "id": {"type": "integer"},
+    "big": {"type": ["null", "integer"]},
+    "amount": {"type": ["null", "number"]},
+    "at": {"type": ["null", "string"], "format": "date-time"},
+    "day": {"type": ["null", "string"], "format": "date"},
+    "text": {"type": ["null", "string"]},
+    "flag": {"type": ["null", "boolean"]},
+    "uid": {"type": ["null", "string"], "format": "uuid"},
+    "doc": {"type": ["null", "object"]},
+    "items": {"type": ["null", "array"]},
+    "either": {"type": ["null", "string", "integer"]},
+}
+
+
+def test_exact_values_round_trip(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    rows = [
+        {
+            "id": 1,
+            "big": 2**53 + 1,
+            "amount": decimal.Decimal("123456789012345678901234567890.123456"),
+            "at": "2024-03-01T12:34:56.123456+05:45",
+            "day": "0001-01-01",
+            "text": "",
+            "flag": True,
+            "uid": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            "doc": {"a": [1, decimal.Decimal("2.50"), None]},
+            "items": [],
+            "either": "x",
+        },
+        {
+            "id": 2,
+            "big": 2**63 - 1,
+            "amount": decimal.Decimal("0.1"),
+            "at": "2024-03-01T12:34:56Z",
+            "day": "9999-12-31",
+            "text": None,
+            "flag": False,
+            "uid": None,
+            "doc": None,
+            "items": None,
+            "either": 5,
+        },
+        {
+            "id": 3,
+            "big": -(2**63),
+            "amount": decimal.Decimal("-1E-20"),
+            "at": "2024-03-01T12:34:56",
+            "text": "tab\there\nnewline \\ backslash \u00e9\u4e2d\U0001f600 \x01ctl",
+            "doc": {},
+        },
+    ]
+    text = singer(schema_msg("vals", PROPS, ["id"]), *[record("vals", r) for r in rows], state({"n": 3}))
+    result = load(text)
+    assert result.states == [{"n": 3}]
+    got = query(
+        f"SELECT id, big, amount, at, day, text, flag, uid::text, doc::text, items::text, either "
+        f'FROM "{target_schema}"."vals" ORDER BY id'
+    )
+    assert got[0] == (
+        1,
+        2**53 + 1,
+        decimal.Decimal("123456789012345678901234567890.123456"),
+        datetime.datetime(2024, 3, 1, 6, 49, 56, 123456, tzinfo=UTC),
+        datetime.date(1, 1, 1),
+        "",
+        True,
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        '{"a": [1, 2.50, null]}',
+        "[]",
+        "x",
+    )
+    assert got[1] == (
+        2,
+        2**63 - 1,
+        decimal.Decimal("0.1"),
+        datetime.datetime(2024, 3, 1, 12, 34, 56, tzinfo=UTC),
+        datetime.date(9999, 12, 31),
+        None,
+        False,
+        None,
+        None,
+        None,
+        "5",
+    )
+    assert got[2][1] == -(2**63)
+    assert got[2][2] == decimal.Decimal("-1E-20")
+    assert got[2][3] == datetime.datetime(2024, 3, 1, 12, 34, 56, tzinfo=UTC)  # no offset = UTC
+    assert got[2][5] == "tab\there\nnewline \\ backslash \u00e9\u4e2d\U0001f600 \x01ctl"
+    assert got[2][8] == "{}"
+
+
+def test_column_types(load: Callable[..., Any], query: Callable[..., Any], target_schema: str) -> None:
+    load(singer(schema_msg("types", PROPS, ["id"])))
+    types = dict(
+        query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'types'",
+            target_schema,
+        )
+    )
+    assert types["id"] == "bigint"
+    assert types["amount"] == "numeric"
+    assert types["at"] == "timestamp with time zone"
+    assert types["day"] == "date"
+    assert types["uid"] == "uuid"
+    assert types["doc"] == "jsonb"
+    assert types["items"] == "jsonb"
+    assert types["either"] == "text"
+    assert types["_sdc_extracted_at"] == "timestamp with time zone"
+    assert types["_sdc_table_version"] == "bigint"
+
+
+def test_x_sql_datatype_is_honoured(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    props = {
+        "id": {"type": "integer", "x-sql-datatype": "smallint"},
+        "v": {"type": "string", "x-sql-datatype": "jsonb"},
+    }
+    load(singer(schema_msg("xsql", props), record("xsql", {"id": 7, "v": "s"})))
+    types = dict(
+        query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'xsql'",
+            target_schema,
+        )
+    )
+    assert types["id"] == "smallint"
+    assert types["v"] == "jsonb"
+    assert query(f'SELECT id, v::text FROM "{target_schema}".xsql') == [(7, '"s"')]
+
+
+def test_long_and_clashing_names(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    long_a = "a" * 70 + "_first"
+    long_b = "a" * 70 + "_second"
+    props = {
+        "id": {"type": "integer"},
+        long_a: {"type": "string"},
+        long_b: {"type": "string"},
+        "Camel Case": {"type": "string"},
+        "camel_case": {"type": "string"},
+    }
+    stream = "s" * 80
+    load(
+        singer(
+            schema_msg(stream, props),
+            record(stream, {"id": 1, long_a: "A", long_b: "B", "Camel Case": "C", "camel_case": "c"}),
+        )
+    )
+    tables = query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", target_schema)
+    assert len(tables) == 1 and len(tables[0][0].encode()) <= 63
+    cols = [
+        c
+        for (c,) in query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s", target_schema
+        )
+        if not c.startswith("_sdc")
+    ]
+    assert len(cols) == 5 and len(set(cols)) == 5
+    assert all(len(c.encode()) <= 63 for c in cols)
+    values = query(f'SELECT * FROM "{target_schema}"."{tables[0][0]}"')[0]
+    assert {"A", "B", "C", "c"} <= set(values)
