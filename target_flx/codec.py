@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from target_flx.convert import Converter, converter
-from target_flx.errors import InputError
+from target_flx.errors import InputError, MissingKeyProperty
 from target_flx.types import ColumnType, allows_null, constrained, normalize, python_type
 
 # Columns singer-sdk targets add with `add_record_metadata` (same names, same meaning).
@@ -147,7 +147,13 @@ def parse_error(text: str) -> DecodeFailure:
     return DecodeFailure(index=index, field=field, message=_humane(message))
 
 
-def input_error(stream: str, line: int, failure: DecodeFailure) -> InputError:
+def input_error(stream: str, line: int, failure: DecodeFailure, keys: Sequence[str] = ()) -> InputError:
+    if failure.field in keys and (
+        "missing required field" in failure.message or "got null" in failure.message
+    ):
+        return MissingKeyProperty(
+            f"key property missing or null ({failure.message})", stream=stream, line=line, field=failure.field
+        )
     return InputError(failure.message, stream=stream, line=line, field=failure.field)
 
 

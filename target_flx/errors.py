@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from singer_sdk.exceptions import MissingKeyPropertiesError, RecordsWithoutSchemaException
+
 
 class TargetError(Exception):
     """Anything target-flx reports as one line and a non-zero exit, without a traceback."""
@@ -29,6 +31,14 @@ class InputError(TargetError):
             where.append(f"field {self.field!r}")
         prefix = ", ".join(where)
         return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+class RecordBeforeSchema(InputError, RecordsWithoutSchemaException):
+    """A RECORD for a stream whose SCHEMA has not arrived (singer-sdk's exception type, for its tests)."""
+
+
+class MissingKeyProperty(InputError, MissingKeyPropertiesError):
+    """A RECORD without (or with a null) key property."""
 
 
 class LoadError(TargetError):

@@ -74,8 +74,10 @@ class LoopThread:
 
     @staticmethod
     async def _create_pool(connect_kwargs: dict[str, Any], pool_size: int) -> asyncpg.Pool:
+        # No statement cache: COPY introspects its table with a cached SELECT, which would go stale when
+        # a column is widened mid-run. One extra round trip per batch is nothing next to the COPY.
         return await asyncpg.create_pool(
-            min_size=1, max_size=pool_size, init=_init_connection, **connect_kwargs
+            min_size=1, max_size=pool_size, init=_init_connection, statement_cache_size=0, **connect_kwargs
         )
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:

@@ -21,7 +21,7 @@ from flx_core import migrate
 from flx_core.database import make_engine, resolve
 from flx_core.settings import DatabaseSettings
 from target_flx import messages
-from target_flx.errors import InputError, TargetError
+from target_flx.errors import InputError, RecordBeforeSchema, TargetError
 from target_flx.history import History, RunIdentity
 from target_flx.lines import iter_lines
 from target_flx.loop import LoopThread
@@ -80,7 +80,7 @@ class LoadRun:
     def _record(self, stream: str, line: bytes) -> None:
         loader = self.streams.get(stream)
         if loader is None or loader.codec is None:
-            raise InputError("RECORD before its SCHEMA", stream=stream, line=self.line)
+            raise RecordBeforeSchema("RECORD before its SCHEMA", stream=stream, line=self.line)
         if b"\\u0000" in line:
             line = strip_nul(line, stream, self.line, sanitize=self.settings.sanitize_null_text_characters)
         loader.add(line, self.line)

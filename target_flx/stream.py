@@ -246,7 +246,7 @@ class StreamLoader:
             try:
                 messages.append(self.codec.decode_lenient(lines[index]))
             except (msgspec.ValidationError, msgspec.DecodeError):
-                error = input_error(self.stream, numbers[index], failure)
+                error = input_error(self.stream, numbers[index], failure, self.keys)
                 if self.settings.on_invalid_record != "quarantine":
                     raise error from None
                 self.quarantine.append(

@@ -1,0 +1,114 @@
+"""append-only, upsert (across runs and within a batch), overwrite, ACTIVATE_VERSION."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.target.singer_io import record, schema_msg, singer
+
+PROPS = {"id": {"type": "integer"}, "v": {"type": ["null", "string"]}}
+
+
+def _rows(query: Callable[..., Any], schema: str, table: str = "t") -> list[tuple[Any, ...]]:
+    return query(f'SELECT id, v FROM "{schema}"."{table}" ORDER BY id, v')
+
+
+def test_upsert_is_default_with_keys_last_record_wins(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    load(
+        singer(
+            schema_msg("t", PROPS, ["id"]),
+            record("t", {"id": 1, "v": "a"}),
+            record("t", {"id": 2, "v": "b"}),
+            record("t", {"id": 1, "v": "a2"}),
+        )
+    )
+    assert _rows(query, target_schema) == [(1, "a2"), (2, "b")]
+    # a second run updates, inserts, and across batches of one run the later record still wins
+    load(
+        singer(
+            schema_msg("t", PROPS, ["id"]),
+            record("t", {"id": 2, "v": "b2"}),
+            record("t", {"id": 3, "v": "c"}),
+            record("t", {"id": 3, "v": "c2"}),
+        ),
+        batch_size_rows=1,
+    )
+    assert _rows(query, target_schema) == [(1, "a2"), (2, "b2"), (3, "c2")]
+    loads = query(
+        "SELECT rows_inserted, rows_updated, status FROM flx.stream_loads WHERE schema_name = %s "
+        "ORDER BY started_at",
+        target_schema,
+    )
+    assert loads == [(2, 0, "succeeded"), (1, 2, "succeeded")]
+
+
+def test_append_without_keys_and_when_asked(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    text = singer(schema_msg("t", PROPS), record("t", {"id": 1, "v": "a"}), record("t", {"id": 1, "v": "a"}))
+    load(text)
+    load(text)
+    assert len(_rows(query, target_schema)) == 4
+    keyed = singer(schema_msg("k", PROPS, ["id"]), record("k", {"id": 1, "v": "a"}))
+    load(keyed, load_method="append-only")
+    load(keyed, load_method="append-only")
+    assert len(_rows(query, target_schema, "k")) == 2
+
+
+@pytest.mark.parametrize("keys", [[], ["id"]])
+def test_overwrite_swaps_in_a_new_table(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str, keys: list[str]
+) -> None:
+    load(
+        singer(schema_msg("t", PROPS, keys), *[record("t", {"id": i, "v": "old"}) for i in range(5)]),
+        load_method="overwrite",
+    )
+    load(
+        singer(
+            schema_msg("t", PROPS, keys),
+            record("t", {"id": 9, "v": "new"}),
+            record("t", {"id": 8, "v": "new"}),
+        ),
+        load_method="overwrite",
+        batch_size_rows=1,
+    )
+    assert _rows(query, target_schema) == [(8, "new"), (9, "new")]
+    tables = query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", target_schema)
+    assert tables == [("t",)]  # no staging table left behind
+
+
+def test_overwrite_failure_leaves_old_table(
+    cli: Callable[..., Any], load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    load(singer(schema_msg("t", PROPS), record("t", {"id": 1, "v": "old"})), load_method="overwrite")
+    bad = singer(
+        schema_msg("t", PROPS), record("t", {"id": 2, "v": "new"}), record("t", {"id": "x", "v": "new"})
+    )
+    assert cli(bad, load_method="overwrite").returncode != 0
+    assert _rows(query, target_schema) == [(1, "old")]
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_activate_version(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str, hard: bool
+) -> None:
+    def version(v: int, ids: list[int]) -> str:
+        return singer(
+            schema_msg("t", PROPS, ["id"]),
+            {"type": "ACTIVATE_VERSION", "stream": "t", "version": v},
+            *[record("t", {"id": i, "v": f"v{v}"}, version=v) for i in ids],
+            {"type": "ACTIVATE_VERSION", "stream": "t", "version": v},
+        )
+
+    load(version(1, [1, 2, 3]), hard_delete=hard)
+    load(version(2, [2, 3]), hard_delete=hard)
+    rows = query(f'SELECT id, v, _sdc_deleted_at IS NOT NULL FROM "{target_schema}".t ORDER BY id')
+    if hard:
+        assert rows == [(2, "v2", False), (3, "v2", False)]
+    else:
+        assert rows == [(1, "v1", True), (2, "v2", False), (3, "v2", False)]
