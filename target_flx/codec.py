@@ -8,6 +8,7 @@ validation error carries the batch index and the field, which map back to the in
 from __future__ import annotations
 
 import datetime
+import decimal
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,19 +123,40 @@ class RecordCodec:
             return self._decoder.decode(b"[" + b",".join(lines) + b"]"), None
         except msgspec.ValidationError as exc:
             failure = parse_error(str(exc))
-            good = (
-                self._decoder.decode(b"[" + b",".join(lines[: failure.index]) + b"]") if failure.index else []
-            )
-            return good, failure
+        except msgspec.DecodeError:
+            failure = _first_malformed(lines)
+        good = self._decoder.decode(b"[" + b",".join(lines[: failure.index]) + b"]") if failure.index else []
+        return good, failure
 
     def decode_lenient(self, line: bytes) -> Any:
-        """The slow path for one line the strict decoder refused: JSON-Schema-valid forms msgspec's
-        strict mode rejects (1.0 for an integer, "12" for a number) are accepted here."""
-        generic = msgspec.json.decode(line)
-        return msgspec.convert(generic, self.message_type, strict=False)
+        """The slow path for one line the strict decoder refused, accepting what JSON Schema accepts and
+        msgspec does not: 1.0 for an integer, ISO 8601 date-times without the RFC 3339 'T' or colon."""
+        generic = _LENIENT.decode(line)
+        record = generic.get("record") if isinstance(generic, dict) else None
+        if isinstance(record, dict):
+            for column in self.columns:
+                if column.prop in record:
+                    record[column.prop] = _relax(column.json_kind, record[column.prop])
+        return msgspec.convert(generic, self.message_type, strict=True)
 
     def rows(self, messages: list[Any], meta: BatchMeta) -> list[tuple[Any, ...]]:
         return self._build(messages, meta.received_at, meta.sequence, meta.sync_started_at)
+
+
+_LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+def _relax(kind: str, value: Any) -> Any:
+    if kind == "integer" and isinstance(value, decimal.Decimal) and value == value.to_integral_value():
+        return int(value)
+    if kind == "date-time" and isinstance(value, str):
+        try:
+            return datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return decimal.Decimal(value)
+    return value
 
 
 def parse_error(text: str) -> DecodeFailure:
@@ -145,6 +167,16 @@ def parse_error(text: str) -> DecodeFailure:
     if field is None and (missing := re.search(r"missing required field `([^`]*)`", message)):
         field = missing.group(1)
     return DecodeFailure(index=index, field=field, message=_humane(message))
+
+
+def _first_malformed(lines: Sequence[bytes]) -> DecodeFailure:
+    """The batch is not valid JSON: find which line (rare, so one at a time is fine)."""
+    for index, line in enumerate(lines):
+        try:
+            msgspec.json.decode(line)
+        except msgspec.DecodeError as exc:
+            return DecodeFailure(index=index, field=None, message=f"malformed JSON ({exc})")
+    raise AssertionError("a batch failed to decode but every line is valid JSON")
 
 
 def input_error(stream: str, line: int, failure: DecodeFailure, keys: Sequence[str] = ()) -> InputError:

@@ -90,7 +90,7 @@ class LoadRun:
         try:
             message = messages.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise InputError(f"not a JSON Singer message ({exc})", line=self.line) from None
+            raise InputError(f"malformed JSON ({exc})", line=self.line) from None
         kind = message.get("type")
         self.counts[str(kind)] += 1
         stream = message.get("stream")
@@ -147,6 +147,8 @@ class LoadRun:
     def _emit_states(self) -> None:
         if not self.pending_states:
             return
+        for loader in self.streams.values():
+            loader.poll()
         oldest = min(
             (low for s in self.streams.values() if (low := s.oldest_uncommitted_line()) is not None),
             default=None,

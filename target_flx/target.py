@@ -203,7 +203,6 @@ class TargetFlx(Target):
         except (TargetError, SettingsError) as exc:
             if _debugging():
                 raise
-            log.error("target-flx failed: %s", exc)
             sys.stderr.write(f"target-flx: error: {exc}\n")
             sys.exit(143 if isinstance(exc, Cancelled) else 1)
 

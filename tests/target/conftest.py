@@ -90,3 +90,31 @@ def cli(target_config: dict[str, Any], tmp_path: Path) -> Callable[..., CliResul
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def cli_process(
+    target_config: dict[str, Any], tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """A running `target-flx` with pipes, for tests that read its output while writing its input."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(**overrides: Any) -> subprocess.Popen[str]:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({**target_config, **overrides}))
+        exe = Path(sys.executable).with_name("target-flx")
+        proc = subprocess.Popen(
+            [str(exe), "--config", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,6 +1,7 @@
 """singer-sdk's standard target tests, against the real database.
 
-Excluded: none of the default suite; the only setting changed is sanitize_null_text_characters (below). `TargetMultipleStateMessages` is not in singer-sdk's default suite
+Excluded: none of the default suite; the only setting changed is sanitize_null_text_characters
+(below). `TargetMultipleStateMessages` is not in singer-sdk's default suite
 (it asserts which STATEs the SDK's drain-on-full-sink batching happens to emit); target-flx's own STATE
 rule (emit once every earlier record is committed) is tested in test_state.py.
 """
@@ -13,8 +14,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy.engine import URL
 from singer_sdk.testing import get_target_test_class
+from sqlalchemy.engine import URL
 
 from flx_core.settings import libpq_conninfo
 from target_flx.target import TargetFlx

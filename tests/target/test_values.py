@@ -177,3 +177,24 @@ def test_long_and_clashing_names(
     assert all(len(c.encode()) <= 63 for c in cols)
     values = query(f'SELECT * FROM "{target_schema}"."{tables[0][0]}"')[0]
     assert {"A", "B", "C", "c"} <= set(values)
+
+
+def test_lenient_forms_json_schema_allows(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    props = {"id": {"type": "integer"}, "at": {"type": ["null", "string"], "format": "date-time"}}
+    load(
+        singer(
+            schema_msg("len", props),
+            record("len", {"id": decimal.Decimal("1.0"), "at": "2024-03-01 12:00:00+0200"}),
+        )
+    )
+    assert query(f'SELECT id, at FROM "{target_schema}".len') == [
+        (1, datetime.datetime(2024, 3, 1, 10, 0, tzinfo=UTC))
+    ]
+
+
+def test_numeric_string_is_not_an_integer(cli: Callable[..., Any]) -> None:
+    result = cli(singer(schema_msg("s", {"id": {"type": "integer"}}), record("s", {"id": "12"})))
+    assert result.returncode == 1
+    assert "field 'id'" in result.stderr
