@@ -75,7 +75,7 @@ class CliResult:
 def cli(target_config: dict[str, Any], tmp_path: Path) -> Callable[..., CliResult]:
     """Run the real `target-flx` executable, as Meltano would."""
 
-    def run(text: str, **overrides: Any) -> CliResult:
+    def run(text: str, env: dict[str, str] | None = None, **overrides: Any) -> CliResult:
         config = tmp_path / "config.json"
         config.write_text(json.dumps({**target_config, **overrides}))
         exe = Path(sys.executable).with_name("target-flx")
@@ -85,7 +85,7 @@ def cli(target_config: dict[str, Any], tmp_path: Path) -> Callable[..., CliResul
             capture_output=True,
             text=True,
             timeout=120,
-            env={**os.environ, "FLX_DEBUG": "0"},
+            env={**os.environ, "FLX_DEBUG": "0", **(env or {})},
         )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
