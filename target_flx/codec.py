@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from target_flx.convert import Converter, converter
+from target_flx.convert import Converter, converter, raw_to_jsonb
 from target_flx.errors import InputError, MissingKeyProperty
+from target_flx.pgbinary import encode_timestamptz
 from target_flx.types import ColumnType, allows_null, constrained, normalize, python_type
 
 # Columns singer-sdk targets add with `add_record_metadata` (same names, same meaning).
@@ -104,7 +105,7 @@ class RecordCodec:
             f"{_safe(stream)}Message",
             [
                 ("record", self.record_type),
-                ("time_extracted", datetime.datetime | None, None),
+                ("time_extracted", str | None, None),
                 ("version", int | None, None),
             ],
             kw_only=True,
@@ -140,7 +141,26 @@ class RecordCodec:
         return msgspec.convert(generic, self.message_type, strict=True)
 
     def rows(self, messages: list[Any], meta: BatchMeta) -> list[tuple[Any, ...]]:
-        return self._build(messages, meta.received_at, meta.sequence, meta.sync_started_at)
+        received = encode_timestamptz(meta.received_at)  # one value for the whole batch: encode it once
+        return self._build(messages, received, meta.sequence, meta.sync_started_at, _Extracted(self.stream))
+
+
+class _Extracted(dict[str | None, bytes | None]):
+    """time_extracted is usually one value for many records: parse and encode each distinct one once."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def __missing__(self, key: str | None) -> bytes | None:
+        if key is None:
+            return None
+        try:
+            value = msgspec.convert(key, datetime.datetime)
+        except msgspec.ValidationError:
+            raise InputError(f"time_extracted {key!r} is not a date-time", stream=self.stream) from None
+        self[key] = encoded = encode_timestamptz(value)
+        return encoded
 
 
 _LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
@@ -216,9 +236,14 @@ def _row_builder(n_record: int, computed: list[str], converters: dict[int, Conve
     """Generate `[(r.f0, c3(r.f3), …, m.time_extracted, received, …) for m in messages]` for one layout."""
     parts = []
     for i in range(n_record):
-        parts.append(f"c{i}(r.f{i})" if i in converters else f"r.f{i}")
+        if converters.get(i) is raw_to_jsonb:  # the commonest converter, inlined: no call per value
+            parts.append(
+                f"(None if (x{i} := r.f{i}) is None or (len(x{i}) == 4 and bytes(x{i}) == NULL) else x{i})"
+            )
+        else:
+            parts.append(f"c{i}(r.f{i})" if i in converters else f"r.f{i}")
     sources = {
-        "_sdc_extracted_at": "m.time_extracted",
+        "_sdc_extracted_at": "extracted[m.time_extracted]",
         "_sdc_received_at": "received",
         "_sdc_batched_at": "received",
         "_sdc_sequence": "sequence",
@@ -228,9 +253,10 @@ def _row_builder(n_record: int, computed: list[str], converters: dict[int, Conve
     parts.extend(sources[name] for name in computed)
     body = ", ".join(parts) + ("," if len(parts) == 1 else "")
     source = (
-        "def build(messages, received, sequence, sync):\n"
+        "def build(messages, received, sequence, sync, extracted):\n"
         f"    return [({body}) for m in messages for r in (m.record,)]\n"
     )
     namespace: dict[str, Any] = {f"c{i}": conv for i, conv in converters.items()}
+    namespace["NULL"] = b"null"
     exec(compile(source, "<target_flx.codec>", "exec"), namespace)
     return namespace["build"]

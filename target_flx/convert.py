@@ -20,7 +20,7 @@ Converter = Callable[[Any], Any]
 _UTC = datetime.UTC
 
 
-def _raw_to_jsonb(raw: Raw | None) -> Raw | None:
+def raw_to_jsonb(raw: Raw | None) -> Raw | None:
     """JSON null (and a missing property) is SQL NULL, not the JSON value null."""
     return None if raw is None or is_json_null(raw) else raw
 
@@ -55,7 +55,7 @@ def converter(json_kind: str, pg_type: str) -> Converter | None:
     pg_type = normalize(pg_type)
     if json_kind == "json":
         if pg_type == "jsonb":
-            return _raw_to_jsonb
+            return raw_to_jsonb
         return _raw_to_text
     if pg_type == "text":
         return None if json_kind == "string" else _to_text

@@ -31,8 +31,8 @@ class LoadSettings:
         return cls(
             default_target_schema=config.get("default_target_schema") or None,
             load_method=config.get("load_method") or None,
-            batch_size_rows=int(config.get("batch_size_rows") or 20_000),
-            batch_size_bytes=int(config.get("batch_size_bytes") or 16 * 1024 * 1024),
+            batch_size_rows=int(config.get("batch_size_rows") or 10_000),
+            batch_size_bytes=int(config.get("batch_size_bytes") or 8 * 1024 * 1024),
             validate_records=bool(config.get("validate_records", True)),
             add_record_metadata=bool(config.get("add_record_metadata", True)),
             process_activate_version_messages=bool(activate),

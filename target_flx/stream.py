@@ -92,7 +92,7 @@ class StreamLoader:
         self.inflight: deque[InFlight] = deque()
         self.stats = StreamStats()
         self.load_id: uuid.UUID | None = None
-        self._lock = asyncio.Lock()
+        self._tail: asyncio.Future[bool] | None = None  # the last submitted batch (loop thread only)
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
         self._overwrite_started = False
@@ -219,7 +219,7 @@ class StreamLoader:
         if rows:
             future = self.loop.submit(self._write(rows, nbytes, numbers[0], numbers[-1]))
             self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
-        while len(self.inflight) > 1:  # one batch copying, one decoded: memory stays bounded
+        while len(self.inflight) > 2:  # two batches in the database, one being decoded: memory stays bounded
             self._settle(self.inflight[0].future.result)
 
     def _decode(self, lines: list[bytes], numbers: list[int]) -> list[Any]:
@@ -274,20 +274,35 @@ class StreamLoader:
     async def _write(
         self, rows: list[tuple[Any, ...]], nbytes: int, first: int, last: int
     ) -> write.BatchResult:
+        """COPY concurrently with the previous batch, but merge and commit strictly after it.
+
+        Batches start in submission order (the loop runs them FIFO), so `_tail` chains each batch to the one
+        before: its COPY overlaps the previous batch's merge, and it commits only if that one committed.
+        """
+        previous, mine = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = mine
         columns = [c.name for c in self.columns]
         ref = write.LoadRef(self.settings.control_schema, self.load_id) if self.load_id else None
-        async with self._lock, self.loop.pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    if self.method == "append-only" or not self.key_columns:
-                        result = await write.append(conn, self.schema, self.write_table, columns, rows)
-                    else:
-                        result = await write.upsert(
-                            conn, self.schema, self.write_table, columns, self.key_columns, rows
-                        )
-                    await write.account(conn, ref, result, nbytes)
-            except Exception as exc:
-                raise LoadError(f"stream {self.stream!r}, lines {first}-{last}: {_db_message(exc)}") from exc
+        committed = False
+        try:
+            async with self.loop.pool.acquire() as conn, conn.transaction():
+                if self.method == "append-only" or not self.key_columns:
+                    result = await write.append(conn, self.schema, self.write_table, columns, rows)
+                    await _after(previous, first)
+                else:
+                    await write.stage(conn, self.schema, self.write_table, columns, rows)
+                    await _after(previous, first)
+                    result = await write.merge(
+                        conn, self.schema, self.write_table, columns, self.key_columns, len(rows)
+                    )
+                await write.account(conn, ref, result, nbytes)
+            committed = True
+        except LoadError:
+            raise
+        except Exception as exc:
+            raise LoadError(f"stream {self.stream!r}, lines {first}-{last}: {_db_message(exc)}") from exc
+        finally:
+            mine.set_result(committed)
         return result
 
     def _settle(self, wait: Any) -> None:
@@ -366,6 +381,11 @@ class StreamLoader:
         assert self.load_id is not None
         async with self.loop.pool.acquire() as conn:
             await self.history.finish(conn, self.load_id, status, error, self.stats.quarantined)
+
+
+async def _after(previous: asyncio.Future[bool] | None, first: int) -> None:
+    if previous is not None and not await previous:
+        raise LoadError(f"batch from line {first} not committed: an earlier batch of its stream failed")
 
 
 def _db_message(exc: BaseException) -> str:

@@ -91,11 +91,11 @@ LOAD_SETTINGS = th.PropertiesList(
         description="Default: upsert for streams with key properties, append-only for the others. "
         "overwrite loads a new table and swaps it in at the end.",
     ),
-    th.Property("batch_size_rows", th.IntegerType, default=20_000, description="Rows per COPY batch."),
+    th.Property("batch_size_rows", th.IntegerType, default=10_000, description="Rows per COPY batch."),
     th.Property(
         "batch_size_bytes",
         th.IntegerType,
-        default=16 * 1024 * 1024,
+        default=8 * 1024 * 1024,
         description="Input bytes per COPY batch: bounds memory whatever the record size.",
     ),
     th.Property(

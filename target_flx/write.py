@@ -43,19 +43,30 @@ async def append(
     return BatchResult(inserted=len(rows))
 
 
-async def upsert(
+def _stage_name(schema: str, table: str) -> str:
+    return f"flx_stage_{abs(hash((schema, table))) % 10**8}"
+
+
+async def stage(
+    conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """COPY into a temp table shaped like the target, dropped at commit. Rows must be unique on the keys
+    (the caller keeps the last record of each key)."""
+    like = qualified(schema, table)
+    stage_table = quote(_stage_name(schema, table))
+    await conn.execute(f"CREATE TEMP TABLE {stage_table} (LIKE {like} INCLUDING DEFAULTS) ON COMMIT DROP")
+    await conn.copy_records_to_table(_stage_name(schema, table), columns=list(columns), records=rows)
+
+
+async def merge(
     conn: asyncpg.Connection,
     schema: str,
     table: str,
     columns: Sequence[str],
     keys: Sequence[str],
-    rows: list[tuple[Any, ...]],
+    staged: int,
 ) -> BatchResult:
-    """Rows must be unique on `keys` (the caller keeps the last record of each key)."""
-    stage = f"flx_stage_{abs(hash((schema, table))) % 10**8}"
-    like = qualified(schema, table)
-    await conn.execute(f"CREATE TEMP TABLE {quote(stage)} (LIKE {like} INCLUDING DEFAULTS) ON COMMIT DROP")
-    await conn.copy_records_to_table(stage, columns=list(columns), records=rows)
+    """`INSERT … ON CONFLICT DO UPDATE` from the stage; rows whose data did not change are not rewritten."""
     col_list = ", ".join(quote(c) for c in columns)
     key_list = ", ".join(quote(k) for k in keys)
     others = [c for c in columns if c not in keys]
@@ -71,7 +82,7 @@ async def upsert(
         f"""
         WITH written AS (
             INSERT INTO {qualified(schema, table)} AS t ({col_list})
-            SELECT {col_list} FROM {quote(stage)}
+            SELECT {col_list} FROM {quote(_stage_name(schema, table))}
             ON CONFLICT ({key_list}) {action}
             RETURNING (xmax = 0) AS inserted
         )
@@ -80,7 +91,7 @@ async def upsert(
         """
     )
     inserted, updated = int(record["inserted"]), int(record["updated"])
-    return BatchResult(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
+    return BatchResult(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
 
 
 async def retire_versions(
