@@ -77,6 +77,7 @@ class RecordCodec:
         validate: bool,
     ) -> None:
         self.stream = stream
+        self.validate = validate
         self.columns = list(columns)
         record_columns = [c for c in self.columns if c.prop is not None]
         fields: list[tuple[Any, ...]] = []
@@ -137,8 +138,8 @@ class RecordCodec:
         if isinstance(record, dict):
             for column in self.columns:
                 if column.prop in record:
-                    record[column.prop] = _relax(column.json_kind, record[column.prop])
-        return msgspec.convert(generic, self.message_type, strict=True)
+                    record[column.prop] = _relax(column.json_kind, record[column.prop], self.validate)
+        return self._one.decode(_EXACT.encode(generic))  # re-encoded: JSON columns stay raw JSON text
 
     def rows(self, messages: list[Any], meta: BatchMeta) -> list[tuple[Any, ...]]:
         received = encode_timestamptz(meta.received_at)  # one value for the whole batch: encode it once
@@ -164,9 +165,10 @@ class _Extracted(dict[str | None, bytes | None]):
 
 
 _LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_EXACT = msgspec.json.Encoder(decimal_format="number")
 
 
-def _relax(kind: str, value: Any) -> Any:
+def _relax(kind: str, value: Any, validate: bool) -> Any:
     if kind == "integer" and isinstance(value, decimal.Decimal) and value == value.to_integral_value():
         return int(value)
     if kind == "date-time" and isinstance(value, str):
@@ -176,6 +178,8 @@ def _relax(kind: str, value: Any) -> Any:
             return value
     if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
         return decimal.Decimal(value)
+    if kind == "string" and not validate and isinstance(value, int | decimal.Decimal | bool):
+        return msgspec.json.encode(value).decode()  # what a text column holds for it, as SDK targets do
     return value
 
 

@@ -8,6 +8,7 @@ line is older than every stream's oldest uncommitted record is emitted (older on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -16,15 +17,17 @@ from typing import IO, Any
 
 import msgspec
 import orjson
+from singer_sdk.mapper import PluginMapper
 
 from flx_core import migrate
 from flx_core.database import make_engine, resolve
 from flx_core.settings import DatabaseSettings
-from target_flx import messages
+from target_flx import mapped, messages
 from target_flx.errors import InputError, RecordBeforeSchema, TargetError
 from target_flx.history import History, RunIdentity
 from target_flx.lines import iter_lines
 from target_flx.loop import LoopThread
+from target_flx.mapped import MappedInput
 from target_flx.nul import strip_nul
 from target_flx.settings import LoadSettings
 from target_flx.stream import StreamLoader
@@ -39,8 +42,9 @@ class Cancelled(TargetError):
 
 
 class LoadRun:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], mapper: PluginMapper | None = None) -> None:
         self.settings = LoadSettings.from_config(config)
+        self.mapped = MappedInput(mapper) if mapper is not None and mapped.is_configured(config) else None
         db = resolve(DatabaseSettings.from_config(config))
         engine = make_engine(db, pool_size=1)
         try:
@@ -78,13 +82,23 @@ class LoadRun:
         return self.counts
 
     def _record(self, stream: str, line: bytes) -> None:
+        if self.mapped is not None:
+            if stream not in self.mapped.mapper.stream_maps:
+                raise RecordBeforeSchema("RECORD before its SCHEMA", stream=stream, line=self.line)
+            for alias, mapped_line in self.mapped.records(stream, line):
+                self._load_record(alias, mapped_line)
+            self.counts["RECORD"] += 1
+            return
+        self._load_record(stream, line)
+        self.counts["RECORD"] += 1
+
+    def _load_record(self, stream: str, line: bytes) -> None:
         loader = self.streams.get(stream)
         if loader is None or loader.codec is None:
             raise RecordBeforeSchema("RECORD before its SCHEMA", stream=stream, line=self.line)
         if b"\\u0000" in line:
             line = strip_nul(line, stream, self.line, sanitize=self.settings.sanitize_null_text_characters)
         loader.add(line, self.line)
-        self.counts["RECORD"] += 1
 
     def _message(self, line: bytes) -> None:
         try:
@@ -119,10 +133,22 @@ class LoadRun:
         keys = message.get("key_properties") or []
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise InputError("key_properties must be a list of names", stream=stream, line=self.line)
+        if self.mapped is None:
+            self._apply_schema(stream, schema, keys, self.settings)
+            return
+        # Mapped schemas are inferred by singer-sdk, which only warns when a record does not match them;
+        # mapped streams do the same (values are still typed for their columns).
+        settings = dataclasses.replace(self.settings, validate_records=False)
+        for alias, mapped_schema, mapped_keys in self.mapped.schemas(stream, schema, keys):
+            self._apply_schema(alias, mapped_schema, mapped_keys, settings)
+
+    def _apply_schema(
+        self, stream: str, schema: dict[str, Any], keys: list[str], settings: LoadSettings
+    ) -> None:
         loader = self.streams.get(stream)
         if loader is None:
             loader = StreamLoader(
-                stream, self.settings, self.loop, self.history, self.sync_started_at, self.quarantine
+                stream, settings, self.loop, self.history, self.sync_started_at, self.quarantine
             )
             self.streams[stream] = loader
         loader.apply_schema(schema, keys, self.line)

@@ -166,7 +166,7 @@ class _FlxReader(GenericSingerReader[str]):
         raise NotImplementedError
 
     def process_lines(self, file_input: IO[str] | None, callbacks: Any) -> Counter[str]:
-        run = LoadRun(dict(self.target.config))
+        run = LoadRun(dict(self.target.config), self.target.mapper)
         self.target.current_run = run
         try:
             return run.process(file_input or sys.stdin)

@@ -23,8 +23,9 @@ def _tap(start: int, end: int) -> str:
     return singer(*messages)
 
 
-def test_sigkill_then_resume(cli_process: Callable[..., Any], query: Callable[..., Any],
-                             target_schema: str) -> None:
+def test_sigkill_then_resume(
+    cli_process: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
     proc = cli_process(batch_size_rows=250)
     proc.stdin.write(_tap(0, 2000))  # the tap is still running: stdin stays open
     proc.stdin.flush()
