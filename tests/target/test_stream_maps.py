@@ -47,9 +47,10 @@ def test_stream_maps_alias_filter_and_drop(
         )
     }
     assert "secret" not in cols and "double_id" in cols
+    # singer-sdk types an expression property as a string; an SDK target stores "2" in a text column too
     assert query(f'SELECT id, amount, double_id FROM "{target_schema}".renamed ORDER BY id') == [
-        (1, decimal.Decimal("12345678901234567890.12"), 2),
-        (3, decimal.Decimal("12345678901234567890.12"), 6),
+        (1, decimal.Decimal("12345678901234567890.12"), "2"),
+        (3, decimal.Decimal("12345678901234567890.12"), "6"),
     ]
 
 
