@@ -13,9 +13,10 @@ import signal
 import sys
 from collections import Counter
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TargetCapabilities
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.target_base import Target
 
@@ -178,6 +179,12 @@ class TargetFlx(Target):
     """Singer → PostgreSQL through pipelined asyncpg binary COPY."""
 
     name = "target-flx"
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        *Target.capabilities,
+        PluginCapabilities.ACTIVATE_VERSION,
+        TargetCapabilities.HARD_DELETE,
+        TargetCapabilities.TARGET_SCHEMA,
+    ]
     package_name = "flx"
     config_jsonschema = th.PropertiesList(
         *DATABASE_SETTINGS.wrapped.values(), *LOAD_SETTINGS.wrapped.values()

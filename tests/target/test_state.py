@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -69,3 +70,27 @@ def test_state_emitted_while_input_is_idle(cli_process: Callable[..., Any]) -> N
     assert time.monotonic() - started < 20
     proc.stdin.close()
     assert proc.wait(timeout=60) == 0
+
+
+def test_sigterm_commits_what_was_received(
+    cli_process: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    """Meltano cancels with SIGTERM: records received so far are committed, their STATE printed, exit 143."""
+    proc = cli_process(batch_size_rows=1000, state_flush_seconds=3600)
+    proc.stdin.write(
+        singer(schema_msg("t", PROPS, ["id"]), *[record("t", {"id": i}) for i in range(50)], state({"s": 50}))
+    )
+    proc.stdin.flush()
+    time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while not query("SELECT 1 FROM information_schema.tables WHERE table_schema = %s", target_schema):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.stdout.read()
+    assert proc.wait(timeout=30) == 143
+    assert [json.loads(line) for line in out.splitlines()] == [{"s": 50}]
+    assert query(f'SELECT count(*) FROM "{target_schema}".t') == [(50,)]
+    assert query("SELECT status FROM flx.stream_loads WHERE schema_name = %s", target_schema) == [
+        ("cancelled",)
+    ]
