@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
 
 from flx_core.embedded import embedded_url
@@ -18,7 +19,9 @@ def resolve(settings: DatabaseSettings) -> DatabaseSettings:
         log.info("Using PostgreSQL at %s", describe(settings.url()))
         return settings
     url = embedded_url(settings.database or "flx")
-    return settings.model_copy(update={"sqlalchemy_url": url.render_as_string(hide_password=False)})
+    return settings.model_copy(
+        update={"sqlalchemy_url": SecretStr(url.render_as_string(hide_password=False))}
+    )
 
 
 def make_engine(settings: DatabaseSettings, *, pool_size: int = 5) -> Engine:

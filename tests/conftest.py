@@ -1,8 +1,8 @@
 """A real PostgreSQL for every test run: never a mock.
 
 `FLX_TEST_DATABASE_URL` if set, else 127.0.0.1:5432 (user postgres, database test) when reachable, else the
-embedded pgserver (forced with `FLX_TEST_EMBEDDED=1`). Each pytest run creates its own database there and drops it at the end, so parallel
-runs and leftovers from a killed run never collide.
+embedded pgserver (forced with `FLX_TEST_EMBEDDED=1`). Each pytest run creates its own database there and
+drops it at the end, so parallel runs and leftovers from a killed run never collide.
 """
 
 from __future__ import annotations
