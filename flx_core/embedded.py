@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -31,16 +32,31 @@ def flx_home() -> Path:
 
 def embedded_url(database: str = EMBEDDED_DATABASE) -> URL:
     """Start (or reuse) the embedded server and return a URL to `database`, created if missing."""
-    import pgserver  # imported here: starting a server is rare and the import is not free
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); pgserver copes without it.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: starting a server is rare and the import is not free
+
+    # pgserver narrates every start-up check at INFO; our one line below says what matters.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     pgdata = flx_home() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
     base = make_url(server.get_uri())
     _ensure_database(base, database)
     url = base.set(drivername="postgresql+psycopg", database=database)
     log.info("Using the embedded PostgreSQL in %s (database %r)", pgdata, database)
     return url
+
+
+def embedded_bin_dir() -> str:
+    """Where pgserver keeps its PostgreSQL binaries (psql among them), for machines without a client."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH)
 
 
 def _ensure_database(base: URL, database: str) -> None:

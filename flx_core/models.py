@@ -138,6 +138,8 @@ class Execution(Timestamped, Base):
     run_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     hostname: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer)
+    # backend pid of the session holding the pipeline lock: gone from pg_stat_activity = the runner died
+    lock_session: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExecutionEvent(Timestamped, Base):
@@ -219,3 +221,17 @@ class QuarantinedRecord(Timestamped, Base):
     field: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str] = mapped_column(Text)
     raw_line: Mapped[str] = mapped_column(Text)
+
+
+class ScheduleTick(Timestamped, Base):
+    """One scheduled run time of a pipeline; the unique `key` makes every scheduler agree who runs it."""
+
+    __tablename__ = "schedule_ticks"
+    __table_args__ = (Index("ix_schedule_ticks_pipeline_id_tick_at", "pipeline_id", "tick_at"),)
+
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    tick_at: Mapped[datetime]
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    status: Mapped[str] = mapped_column(Text)
+    execution_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -48,3 +48,5 @@ class LoopThread:
             self.pool.terminate()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()

@@ -20,64 +20,14 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.target_base import Target
 
+from flx_core.plugin_settings import database_settings_schema
 from flx_core.settings import SettingsError
 from target_flx.errors import TargetError
 from target_flx.run import Cancelled, LoadRun
 
 log = logging.getLogger("target_flx")
 
-DATABASE_SETTINGS = th.PropertiesList(
-    th.Property(
-        "host",
-        th.StringType,
-        description="PostgreSQL host. Leave host and sqlalchemy_url unset "
-        "to use the embedded PostgreSQL (data in .flx/pgdata of the Meltano project).",
-    ),
-    th.Property("port", th.IntegerType, default=5432, description="PostgreSQL port."),
-    th.Property("user", th.StringType, description="User name."),
-    th.Property("password", th.StringType, secret=True, description="Password."),
-    th.Property("database", th.StringType, description="Database name."),
-    th.Property(
-        "sqlalchemy_url",
-        th.StringType,
-        secret=True,
-        description="postgresql:// or postgresql+<driver>:// URL; overrides host, port, user, "
-        "password and database.",
-    ),
-    th.Property("ssl_enable", th.BooleanType, default=False, description="Connect with TLS."),
-    th.Property(
-        "ssl_mode",
-        th.StringType,
-        default="verify-full",
-        allowed_values=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
-        description="libpq sslmode when ssl_enable is true.",
-    ),
-    th.Property(
-        "ssl_certificate_authority", th.StringType, description="CA certificate: PEM text or a file path."
-    ),
-    th.Property(
-        "ssl_client_certificate_enable",
-        th.BooleanType,
-        default=False,
-        description="Authenticate with a client certificate.",
-    ),
-    th.Property("ssl_client_certificate", th.StringType, description="Client certificate: PEM text or path."),
-    th.Property(
-        "ssl_client_private_key",
-        th.StringType,
-        secret=True,
-        description="Client private key: PEM text or path.",
-    ),
-    th.Property(
-        "control_schema",
-        th.StringType,
-        default="flx",
-        description="Schema of flx's history tables (stream_loads, quarantine, …).",
-    ),
-    th.Property(
-        "application_name", th.StringType, default="target-flx", description="Shown in pg_stat_activity."
-    ),
-)
+DATABASE_SETTINGS = database_settings_schema("target-flx")
 
 LOAD_SETTINGS = th.PropertiesList(
     th.Property(

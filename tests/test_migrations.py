@@ -21,6 +21,7 @@ EXPECTED_TABLES = {
     "validation_results",
     "alerts",
     "quarantine",
+    "schedule_ticks",
     "alembic_version",
 }
 

@@ -1,0 +1,126 @@
+"""`flx serve` and `flx schedule list`: the scheduler's commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from datetime import UTC, datetime
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+import click
+import procrastinate
+from rich.table import Table
+from sqlalchemy import Engine, select
+
+from flx_core.database import resolve
+from flx_core.models import Execution, Pipeline
+from flx_core.settings import libpq_conninfo
+from orchestrator.alerts.manager import AlertManager
+from orchestrator.cli_context import app, console
+from orchestrator.config import FlxSettings, PipelineSettings
+from orchestrator.queue import QUEUE, WorkerState, enqueue, ensure_queue_schema, make_app, run_worker
+from orchestrator.runner import Runner
+from orchestrator.serve import Scheduler, scheduled
+from orchestrator.validation.runner import ValidationRunner
+from orchestrator.views import status_text
+
+
+@click.command()
+@click.option("--grace", default=300.0, show_default=True, help="Seconds running jobs get after SIGTERM.")
+@click.option("--jitter", default=0.0, show_default=True, help="Spread each tick's start by up to this.")
+@click.option(
+    "--queue", "use_queue", is_flag=True, help="Hand ticks to `flx worker`s instead of running them."
+)
+def serve(grace: float, jitter: float, use_queue: bool) -> None:
+    """Run scheduled pipelines (cron in each pipeline's time zone) until SIGTERM."""
+    with app() as container:
+        settings = container.resolve(FlxSettings)
+        dispatch = None
+        if use_queue:
+            queued_to = queue_app(settings)
+
+            def dispatch(pipeline: PipelineSettings, trigger: str, key: str) -> None:
+                enqueue(queued_to, (pipeline.name,), trigger, key)
+
+        scheduler = Scheduler(
+            settings,
+            container.resolve(Engine),
+            container.resolve(ValidationRunner),
+            container.resolve(AlertManager),
+            jitter_seconds=jitter,
+            dispatch=dispatch,
+        )
+
+        def shutdown(signum: int, _frame: FrameType | None) -> None:
+            console.print(f"flx serve: {signal.Signals(signum).name}: no new ticks, {grace:.0f} s grace")
+            scheduler.request_stop()
+
+        signal.signal(signal.SIGTERM, shutdown)
+        signal.signal(signal.SIGINT, shutdown)
+        console.print(f"flx serve: scheduling {', '.join(scheduled(settings)) or 'nothing'}")
+        scheduler.run_forever()
+        scheduler.stop(grace)
+
+
+@click.group()
+def schedule() -> None:
+    """Scheduled pipelines."""
+
+
+@schedule.command("list")
+def list_schedules() -> None:
+    """Each schedule with its time zone, last run and next run."""
+    with app() as container:
+        settings = container.resolve(FlxSettings)
+        engine = container.resolve(Engine)
+        table = Table(title="flx schedules", header_style="bold")
+        for column in ("pipeline", "schedule", "time zone", "catch-up", "last run", "status", "next run"):
+            table.add_column(column)
+        now = datetime.now(UTC)
+        with engine.connect() as conn:
+            for name, sched in scheduled(settings).items():
+                pipeline = settings.pipelines[name]
+                last = conn.execute(
+                    select(Execution.started_at, Execution.status)
+                    .join(Pipeline, Pipeline.id == Execution.pipeline_id)
+                    .where(Pipeline.name == name)
+                    .order_by(Execution.created_at.desc())
+                    .limit(1)
+                ).one_or_none()
+                upcoming, zone = sched.next_after(now), ZoneInfo(sched.timezone)
+                table.add_row(
+                    name,
+                    pipeline.schedule or "",
+                    pipeline.timezone,
+                    pipeline.catchup,
+                    f"{last[0].astimezone(zone):%Y-%m-%d %H:%M %Z}" if last and last[0] else "never",
+                    status_text(last[1]) if last else "",
+                    f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M %Z}",
+                )
+    console.print(table)
+
+
+def queue_app(settings: FlxSettings) -> procrastinate.App:
+    conninfo = libpq_conninfo(resolve(settings.database).url())
+    ensure_queue_schema(conninfo)
+    return make_app(conninfo)
+
+
+@click.command()
+@click.option("--name", default=None, help="Shown in logs and procrastinate's worker table.")
+@click.option(
+    "--stalled-after", default=30.0, show_default=True, help="Seconds without heartbeat = worker dead."
+)
+@click.option("--grace", default=300.0, show_default=True, help="Seconds a running job gets after SIGTERM.")
+def worker(name: str | None, stalled_after: float, grace: float) -> None:
+    """Run queued executions (from `flx run --queue` and `flx serve --queue`) until SIGTERM."""
+    with app() as container:
+        settings = container.resolve(FlxSettings)
+        engine = container.resolve(Engine)
+        validations, alerts = container.resolve(ValidationRunner), container.resolve(AlertManager)
+        state = WorkerState(settings, lambda: Runner(settings, engine, validations, alerts))
+        worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
+        console.print(f"flx worker {worker_name}: waiting for jobs on queue {QUEUE!r}")
+        run_worker(queue_app(settings), state, worker_name, stalled_after, grace)

@@ -1,0 +1,154 @@
+"""Runs on many machines: executions as procrastinate jobs in the same PostgreSQL, picked up by `flx worker`.
+
+procrastinate's tables live in their own schema (`flx_queue`), apart from the control schema. A job is one
+`flx run` (the runner still does retries, timeouts, the per-pipeline lock, validations and alerts); the
+queue only decides *where* it runs. A job whose worker died (no procrastinate heartbeat) is retried by the
+surviving workers, after stale-run recovery has marked the dead execution failed, so the history shows the
+failed attempt and the retried one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import procrastinate
+import psycopg
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.schema import SchemaManager
+from psycopg import sql
+
+from orchestrator.config import FlxSettings
+from orchestrator.runner import Runner, RunOutcome
+
+log = logging.getLogger(__name__)
+
+QUEUE = "flx"
+QUEUE_SCHEMA = "flx_queue"
+TASK = "flx.run_pipeline"
+
+
+@dataclass
+class WorkerState:
+    """What the task needs from the worker process; set once by `flx worker` before jobs run."""
+
+    settings: FlxSettings
+    make_runner: object  # Callable[[], Runner]; typed loosely so tests can pass a bound method
+    runners: list[Runner] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def new_runner(self) -> Runner:
+        runner: Runner = self.make_runner()  # type: ignore[operator]
+        with self.lock:
+            self.runners.append(runner)
+        return runner
+
+    def cancel_all(self) -> None:
+        with self.lock:
+            for runner in self.runners:
+                runner.cancel()
+
+
+_state: WorkerState | None = None
+
+
+def make_app(conninfo: str) -> procrastinate.App:
+    """A procrastinate app on flx's database, its tables in `flx_queue`."""
+    connector = procrastinate.PsycopgConnector(
+        conninfo=conninfo, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
+    )
+    app = procrastinate.App(connector=connector)
+    app.task(name=TASK, queue=QUEUE, pass_context=True)(_run_pipeline)
+    return app
+
+
+def ensure_queue_schema(conninfo: str) -> None:
+    """Install procrastinate's schema once (idempotent, serialised across processes)."""
+    with psycopg.connect(conninfo, autocommit=False) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('flx queue schema'))")
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(QUEUE_SCHEMA)))
+        installed = conn.execute("SELECT to_regclass(%s)", (f"{QUEUE_SCHEMA}.procrastinate_jobs",)).fetchone()
+        if installed and installed[0] is None:
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(QUEUE_SCHEMA)))
+            conn.execute(SchemaManager.get_schema())
+        conn.commit()
+
+
+def enqueue(
+    app: procrastinate.App, args: tuple[str, ...], trigger: str, lock_key: str | None = None
+) -> int | None:
+    """Queue one run; with `lock_key`, a second enqueue of the same key while the first waits is a no-op."""
+    with app.open():
+        try:
+            return app.configure_task(TASK, queue=QUEUE, queueing_lock=lock_key).defer(
+                args=list(args), trigger=trigger
+            )
+        except AlreadyEnqueued:
+            log.info("%s is already queued (%s)", " ".join(args), lock_key)
+            return None
+
+
+def _run_pipeline(context: procrastinate.JobContext, args: list[str], trigger: str) -> str:
+    if _state is None:
+        raise RuntimeError("flx task run outside `flx worker`")
+    job = context.job
+    if job.attempts:
+        trigger = f"{trigger} (queue job {job.id}, retried after its worker stopped)"
+    runner = _state.new_runner()
+    # A retried job's previous attempt died with its worker; Meltano still thinks that run is going.
+    outcome: RunOutcome = runner.run(
+        _state.settings.pipeline(tuple(args)), trigger=trigger, force=bool(job.attempts)
+    )
+    return outcome.status.value
+
+
+def run_worker(
+    app: procrastinate.App, state: WorkerState, name: str, stalled_after_seconds: float, grace_seconds: float
+) -> None:
+    """Process jobs until SIGTERM/SIGINT; meanwhile retry the jobs of workers that died."""
+    global _state
+    _state = state
+
+    async def main() -> None:
+        async with app.open_async():
+            recovery = asyncio.create_task(_retry_stalled(app, state, stalled_after_seconds))
+            try:
+                await app.run_worker_async(
+                    queues=[QUEUE],
+                    name=name,
+                    concurrency=1,
+                    update_heartbeat_interval=max(1.0, stalled_after_seconds / 5),
+                    stalled_worker_timeout=stalled_after_seconds,
+                    shutdown_graceful_timeout=grace_seconds,
+                    delete_jobs="never",
+                )
+            finally:
+                recovery.cancel()
+                state.cancel_all()
+
+    asyncio.run(main())
+
+
+async def _retry_stalled(app: procrastinate.App, state: WorkerState, stalled_after_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(stalled_after_seconds / 2)
+        try:
+            stalled = list(
+                await app.job_manager.get_stalled_jobs(
+                    queue=QUEUE, seconds_since_heartbeat=stalled_after_seconds
+                )
+            )
+            if not stalled:
+                continue
+            # First fail the dead executions (their lock sessions are gone), so the retry finds the way free
+            # and the history shows what happened.
+            await asyncio.to_thread(state.new_runner().recover)
+            for job in stalled:
+                log.warning("queue job %s: its worker stopped heartbeating; retrying it", job.id)
+                await app.job_manager.retry_job(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a retry raced with another worker's, or the database blinked: next round
+            log.exception("stalled-job recovery pass failed")

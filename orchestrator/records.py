@@ -1,0 +1,154 @@
+"""Writing executions and their event log: every status change is one row in `execution_events`.
+
+Status changes are optimistic: an update names the status it expects to replace, so a runner whose
+execution was meanwhile marked failed by stale-heartbeat recovery (or by anyone else) learns it at once
+instead of silently overwriting history.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
+from orchestrator.config import PipelineSettings
+
+
+class ConcurrencyError(RuntimeError):
+    """Somebody else changed this execution first; our view of it is stale."""
+
+
+def sync_pipeline(engine: Engine, settings: PipelineSettings) -> uuid.UUID:
+    """Upsert the pipeline row from settings, so history and schedules show the configuration that ran."""
+    values: dict[str, Any] = {
+        "name": settings.name,
+        "description": settings.description,
+        "schedule": settings.schedule,
+        "timezone": settings.timezone,
+        "max_concurrent_executions": settings.max_concurrent_executions,
+        "timeout_seconds": int(settings.timeout_seconds) if settings.timeout_seconds else None,
+        "retry_attempts": settings.retries,
+        "retry_delay_seconds": int(settings.retry_delay_seconds),
+        "config": settings.model_dump(mode="json", exclude={"name"}),
+    }
+    insert = pg_insert(Pipeline).values(**values)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[Pipeline.name],
+        set_={k: insert.excluded[k] for k in values if k != "name"} | {"updated_at": func.now()},
+    ).returning(Pipeline.id)
+    with engine.begin() as conn:
+        return conn.execute(upsert).scalar_one()
+
+
+class ExecutionRecord:
+    """One execution's row and event log, written by the process running it."""
+
+    def __init__(self, engine: Engine, execution_id: uuid.UUID, status: ExecutionStatus) -> None:
+        self.engine = engine
+        self.id = execution_id
+        self.status = status
+
+    @classmethod
+    def create(
+        cls, engine: Engine, pipeline_id: uuid.UUID, trigger: str, lock_session: int | None = None
+    ) -> ExecutionRecord:
+        """A new pending execution numbered after the pipeline's last one (retried if two race)."""
+        for _ in range(5):
+            try:
+                with Session(engine) as session, session.begin():
+                    number = (
+                        session.scalar(
+                            select(func.coalesce(func.max(Execution.execution_number), 0)).where(
+                                Execution.pipeline_id == pipeline_id
+                            )
+                        )
+                        or 0
+                    ) + 1
+                    execution = Execution(
+                        pipeline_id=pipeline_id,
+                        execution_number=number,
+                        trigger=trigger,
+                        status=ExecutionStatus.PENDING.value,
+                        hostname=socket.gethostname(),
+                        pid=os.getpid(),
+                        lock_session=lock_session,
+                        heartbeat_at=datetime.now(UTC),
+                    )
+                    session.add(execution)
+                    session.flush()
+                    append_event(session, execution.id, "pending", {"trigger": trigger})
+                    return cls(engine, execution.id, ExecutionStatus.PENDING)
+            except IntegrityError:
+                continue
+        raise ConcurrencyError("could not number a new execution: too many concurrent starts")
+
+    def transition(self, status: ExecutionStatus, **fields: Any) -> None:
+        """Move to `status`, writing the event and the row together; fails if the row moved under us."""
+        payload = {k: _jsonable(v) for k, v in fields.items() if v is not None and k != "log_tail"}
+        with Session(self.engine) as session, session.begin():
+            changed = session.execute(
+                update(Execution)
+                .where(Execution.id == self.id, Execution.status == self.status.value)
+                .values(status=status.value, updated_at=func.now(), **fields)
+            ).rowcount  # type: ignore[attr-defined]
+            if changed != 1:
+                current = session.scalar(select(Execution.status).where(Execution.id == self.id))
+                raise ConcurrencyError(
+                    f"execution {self.id} is {current}, not {self.status.value}: "
+                    f"another process changed it, so this one does not record {status.value}"
+                )
+            append_event(session, self.id, status.value, payload)
+        self.status = status
+
+    def event(self, type_: str, payload: dict[str, Any] | None = None) -> None:
+        """An event that is not a status change (a retry scheduled, a check result, a signal)."""
+        with Session(self.engine) as session, session.begin():
+            append_event(session, self.id, type_, payload or {})
+
+    def heartbeat(self) -> bool:
+        """Touch `heartbeat_at`; False when the execution is no longer ours (marked final elsewhere)."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Execution)
+                .where(Execution.id == self.id, Execution.status == self.status.value)
+                .values(heartbeat_at=func.now())
+            ).rowcount
+        return changed == 1
+
+
+def append_event(session: Session, execution_id: uuid.UUID, type_: str, payload: dict[str, Any]) -> None:
+    """Next seq for this execution; the unique (execution_id, seq) turns a lost race into a clear error."""
+    seq = (
+        session.scalar(
+            select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(
+                ExecutionEvent.execution_id == execution_id
+            )
+        )
+        or 0
+    ) + 1
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(ExecutionEvent).values(execution_id=execution_id, seq=seq, type=type_, payload=payload)
+            )
+    except IntegrityError:
+        raise ConcurrencyError(
+            f"execution {execution_id}: event {seq} was written by another process at the same time"
+        ) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
