@@ -119,12 +119,12 @@ def test_failure_exits_non_zero_records_reason_and_alerts_once(
     assert execution.error and "ORA-12541" in execution.error
     assert execution.log_tail and "ORA-12541" in execution.log_tail
     assert [t for _, t, _ in events(engine, execution.id)] == ["pending", "running", "failed"]
-    assert len(hook.received) == 1 and "fail-job" in hook.titles()[0]
+    assert len(hook.about("fail-job")) == 1 and "fail-job" in hook.about("fail-job")[0]
 
     second = project.flx("run", "fail-job")
     assert second.returncode == 1
     assert latest(engine, "fail-job").execution_number == 2
-    assert len(hook.received) == 1, "the same ongoing failure is not sent twice within repeat_interval"
+    assert len(hook.about("fail-job")) == 1, "the same ongoing failure is not sent twice within repeat_interval"
 
 
 def test_retry_then_success_and_resolved_alert(
@@ -135,15 +135,15 @@ def test_retry_then_success_and_resolved_alert(
 
     failed = project.flx("run", "flaky-job")  # no retries configured: the first failure is final
     assert failed.returncode == 1
-    assert len(hook.received) == 1
+    assert len(hook.about("flaky-job")) == 1
 
     done = project.flx("run", "flaky-job", "--retries", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert project.tap_calls("flaky") == 2  # a failure with retries, then success: only one retry needed
     execution = latest(engine, "flaky-job")
     assert (execution.status, execution.attempt, execution.execution_number) == ("succeeded", 1, 2)
-    assert len(hook.received) == 2
-    assert "flaky-job resolved" in hook.titles()[1]
+    assert len(hook.about("flaky-job")) == 2
+    assert "flaky-job resolved" in hook.about("flaky-job")[1]
 
 
 def test_retries_with_backoff_recorded(project: MeltanoProject, engine: Engine) -> None:

@@ -26,6 +26,15 @@ class Webhook:
     def titles(self) -> list[str]:
         return [str(body.get("title")) for body in self.received]
 
+    def about(self, pipeline: str) -> list[str]:
+        """Titles of the alerts for one pipeline: a `flx` start also alerts on other pipelines' dead runs
+        (stale-run recovery is global), and tests share one control schema."""
+        return [
+            str(body.get("title"))
+            for body in self.received
+            if f"pipeline: {pipeline}\n" in str(body.get("message")) + "\n"
+        ]
+
 
 @contextmanager
 def webhook_server() -> Iterator[Webhook]:
