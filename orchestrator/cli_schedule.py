@@ -10,7 +10,6 @@ from types import FrameType
 from zoneinfo import ZoneInfo
 
 import click
-import procrastinate
 from rich.table import Table
 from sqlalchemy import Engine, select
 
@@ -20,7 +19,7 @@ from flx_core.settings import libpq_conninfo
 from orchestrator.alerts.manager import AlertManager
 from orchestrator.cli_context import app, console
 from orchestrator.config import FlxSettings, PipelineSettings
-from orchestrator.queue import QUEUE, WorkerState, enqueue, ensure_queue_schema, make_app, run_worker
+from orchestrator.queue import FlxQueue, WorkerState, enqueue, ensure_queue_schema, make_queue, run_worker
 from orchestrator.runner import Runner
 from orchestrator.serve import Scheduler, scheduled
 from orchestrator.validation.runner import ValidationRunner
@@ -102,10 +101,11 @@ def list_schedules() -> None:
     console.print(table)
 
 
-def queue_app(settings: FlxSettings) -> procrastinate.App:
+def queue_app(settings: FlxSettings) -> FlxQueue:
+    """This deployment's queue: named after its control schema."""
     conninfo = libpq_conninfo(resolve(settings.database).url())
     ensure_queue_schema(conninfo)
-    return make_app(conninfo)
+    return make_queue(conninfo, settings.database.control_schema)
 
 
 @click.command()
@@ -122,5 +122,6 @@ def worker(name: str | None, stalled_after: float, grace: float) -> None:
         validations, alerts = container.resolve(ValidationRunner), container.resolve(AlertManager)
         state = WorkerState(settings, lambda: Runner(settings, engine, validations, alerts))
         worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
-        console.print(f"flx worker {worker_name}: waiting for jobs on queue {QUEUE!r}")
-        run_worker(queue_app(settings), state, worker_name, stalled_after, grace)
+        queue = queue_app(settings)
+        console.print(f"flx worker {worker_name}: waiting for jobs on queue {queue.name!r}")
+        run_worker(queue, state, worker_name, stalled_after, grace)

@@ -25,9 +25,20 @@ from orchestrator.runner import Runner, RunOutcome
 
 log = logging.getLogger(__name__)
 
-QUEUE = "flx"
 QUEUE_SCHEMA = "flx_queue"
 TASK = "flx.run_pipeline"
+
+
+@dataclass(frozen=True)
+class FlxQueue:
+    """A procrastinate app and the queue of one flx deployment.
+
+    The queue is named after the control schema: two deployments sharing a database (prod and staging,
+    or two test runs) never run each other's jobs.
+    """
+
+    app: procrastinate.App
+    name: str
 
 
 @dataclass
@@ -54,14 +65,14 @@ class WorkerState:
 _state: WorkerState | None = None
 
 
-def make_app(conninfo: str) -> procrastinate.App:
-    """A procrastinate app on flx's database, its tables in `flx_queue`."""
+def make_queue(conninfo: str, name: str) -> FlxQueue:
+    """A procrastinate app on flx's database, its tables in `flx_queue`, for the queue `name`."""
     connector = procrastinate.PsycopgConnector(
         conninfo=conninfo, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
     )
     app = procrastinate.App(connector=connector)
-    app.task(name=TASK, queue=QUEUE, pass_context=True)(_run_pipeline)
-    return app
+    app.task(name=TASK, queue=name, pass_context=True)(_run_pipeline)
+    return FlxQueue(app, name)
 
 
 def ensure_queue_schema(conninfo: str) -> None:
@@ -76,13 +87,12 @@ def ensure_queue_schema(conninfo: str) -> None:
         conn.commit()
 
 
-def enqueue(
-    app: procrastinate.App, args: tuple[str, ...], trigger: str, lock_key: str | None = None
-) -> int | None:
+def enqueue(queue: FlxQueue, args: tuple[str, ...], trigger: str, lock_key: str | None = None) -> int | None:
     """Queue one run; with `lock_key`, a second enqueue of the same key while the first waits is a no-op."""
-    with app.open():
+    lock = f"{queue.name}:{lock_key}" if lock_key else None  # procrastinate's locks span all queues
+    with queue.app.open():
         try:
-            return app.configure_task(TASK, queue=QUEUE, queueing_lock=lock_key).defer(
+            return queue.app.configure_task(TASK, queue=queue.name, queueing_lock=lock).defer(
                 args=list(args), trigger=trigger
             )
         except AlreadyEnqueued:
@@ -105,18 +115,20 @@ def _run_pipeline(context: procrastinate.JobContext, args: list[str], trigger: s
 
 
 def run_worker(
-    app: procrastinate.App, state: WorkerState, name: str, stalled_after_seconds: float, grace_seconds: float
+    queue: FlxQueue, state: WorkerState, name: str, stalled_after_seconds: float, grace_seconds: float
 ) -> None:
     """Process jobs until SIGTERM/SIGINT; meanwhile retry the jobs of workers that died."""
     global _state
     _state = state
 
+    app = queue.app
+
     async def main() -> None:
         async with app.open_async():
-            recovery = asyncio.create_task(_retry_stalled(app, state, stalled_after_seconds))
+            recovery = asyncio.create_task(_retry_stalled(queue, state, stalled_after_seconds))
             try:
                 await app.run_worker_async(
-                    queues=[QUEUE],
+                    queues=[queue.name],
                     name=name,
                     concurrency=1,
                     update_heartbeat_interval=max(1.0, stalled_after_seconds / 5),
@@ -131,13 +143,14 @@ def run_worker(
     asyncio.run(main())
 
 
-async def _retry_stalled(app: procrastinate.App, state: WorkerState, stalled_after_seconds: float) -> None:
+async def _retry_stalled(queue: FlxQueue, state: WorkerState, stalled_after_seconds: float) -> None:
+    app = queue.app
     while True:
         await asyncio.sleep(stalled_after_seconds / 2)
         try:
             stalled = list(
                 await app.job_manager.get_stalled_jobs(
-                    queue=QUEUE, seconds_since_heartbeat=stalled_after_seconds
+                    queue=queue.name, seconds_since_heartbeat=stalled_after_seconds
                 )
             )
             if not stalled:

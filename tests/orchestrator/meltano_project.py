@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,13 @@ from typing import Any
 
 import yaml
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from flx_core.database import make_engine
+from flx_core.migrate import ensure_schema
 from flx_core.models import Execution, Pipeline
+from flx_core.settings import DatabaseSettings
 
 BIN = Path(sys.executable).parent
 # "stuck" hangs like "hang", under its own Meltano state ID, so a SIGKILLed run cannot block other tests.
@@ -59,6 +64,17 @@ class MeltanoProject:
     root: Path
     env: dict[str, str]
     schema: str
+    control: str  # this project's own control schema: tests share one database, never their history
+
+    def engine(self, database_url: URL) -> Engine:
+        """An engine whose `flx` models read this project's control schema (migrated if missing)."""
+        settings = DatabaseSettings(
+            sqlalchemy_url=database_url.render_as_string(hide_password=False),  # type: ignore[arg-type]
+            control_schema=self.control,
+        )
+        engine = make_engine(settings)
+        ensure_schema(engine, self.control)
+        return engine
 
     def flx(self, *args: str, timeout: float = 240, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -100,6 +116,7 @@ def make_project(
     root: Path, database_url: str, schema: str, flx_config: Mapping[str, Any] | None = None
 ) -> MeltanoProject:
     root.mkdir(parents=True, exist_ok=True)
+    control = f"ctl_{uuid.uuid4().hex[:8]}"
     extractors = []
     for mode in MODES:
         script = root / f"tap_{mode}.py"
@@ -119,7 +136,11 @@ def make_project(
                     "name": "target-flx",
                     "namespace": "target_flx",
                     "executable": str(BIN / "target-flx"),
-                    "config": {"sqlalchemy_url": database_url, "default_target_schema": schema},
+                    "config": {
+                        "sqlalchemy_url": database_url,
+                        "default_target_schema": schema,
+                        "control_schema": control,
+                    },
                 }
             ],
             "utilities": [
@@ -143,13 +164,14 @@ def make_project(
     env = {
         **os.environ,
         "FLX_DATABASE_URL": database_url,
+        "FLX_CONTROL_SCHEMA": control,
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_DISABLE_TRACKING": "true",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("MELTANO_PROJECT_ROOT", None)
     env.pop("FLX_EXECUTION_ID", None)
-    return MeltanoProject(root, env, schema)
+    return MeltanoProject(root, env, schema, control)
 
 
 def executions(engine: Engine, pipeline: str) -> list[Execution]:

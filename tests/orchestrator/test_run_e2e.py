@@ -18,7 +18,6 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from flx_core.migrate import ensure_schema
 from flx_core.models import Execution, ExecutionEvent, StreamLoad, ValidationResult
 from tests.orchestrator.meltano_project import MeltanoProject, executions, make_project
 from tests.orchestrator.webhook import Webhook, webhook_server
@@ -27,10 +26,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def project(tmp_path: Path, database_url: URL, engine: Engine) -> MeltanoProject:
-    ensure_schema(engine, "flx")
+def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
     schema = f"e2e_{uuid.uuid4().hex[:8]}"
     return make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
+
+
+@pytest.fixture
+def engine(project: MeltanoProject, database_url: URL) -> Iterator[Engine]:
+    """The project's own control schema (overrides the session-wide `flx` one)."""
+    eng = project.engine(database_url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture
@@ -124,7 +130,7 @@ def test_failure_exits_non_zero_records_reason_and_alerts_once(
     second = project.flx("run", "fail-job")
     assert second.returncode == 1
     assert latest(engine, "fail-job").execution_number == 2
-    assert len(hook.about("fail-job")) == 1, "the same ongoing failure is not sent twice within repeat_interval"
+    assert len(hook.about("fail-job")) == 1, "an ongoing failure is not sent twice within repeat_interval"
 
 
 def test_retry_then_success_and_resolved_alert(

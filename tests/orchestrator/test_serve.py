@@ -19,7 +19,7 @@ from flx_core.settings import libpq_conninfo
 from orchestrator.alerts.manager import AlertManager
 from orchestrator.config import FlxSettings, PipelineSettings, load_settings
 from orchestrator.container import FlxContainer, build_container
-from orchestrator.queue import QUEUE_SCHEMA, enqueue, ensure_queue_schema, make_app
+from orchestrator.queue import QUEUE_SCHEMA, enqueue, ensure_queue_schema, make_queue
 from orchestrator.schedule import FakeClock
 from orchestrator.serve import Scheduler
 from orchestrator.validation.runner import ValidationRunner
@@ -52,14 +52,27 @@ def hang_every_minute(tmp_path: Path, database_url: URL) -> Iterator[FlxContaine
         yield built
 
 
+_started: list[Scheduler] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_schedulers() -> Iterator[None]:
+    """A failed assertion must not leave a scheduled `meltano run` behind."""
+    yield
+    while _started:
+        _started.pop().stop(grace_seconds=1)
+
+
 def scheduler(container: FlxContainer, clock: FakeClock) -> Scheduler:
-    return Scheduler(
+    made = Scheduler(
         container.resolve(FlxSettings),
         container.resolve(Engine),
         container.resolve(ValidationRunner),
         container.resolve(AlertManager),
         clock=clock,
     )
+    _started.append(made)
+    return made
 
 
 def ticks(engine: Engine, pipeline: str) -> list[tuple[datetime, str]]:
@@ -132,7 +145,7 @@ def test_with_a_queue_each_tick_is_enqueued_once(ok_every_5: FlxContainer, datab
     conninfo = libpq_conninfo(database_url)
     ensure_queue_schema(conninfo)
     ensure_queue_schema(conninfo)  # idempotent
-    queue = make_app(conninfo)
+    queue = make_queue(conninfo, ok_every_5.resolve(FlxSettings).database.control_schema)
     clock = FakeClock(START)
 
     def dispatch(pipeline: PipelineSettings, trigger: str, key: str) -> None:
@@ -145,6 +158,8 @@ def test_with_a_queue_each_tick_is_enqueued_once(ok_every_5: FlxContainer, datab
     assert [each.tick_once() for each in schedulers] == [[], []], "nothing runs locally with a queue"
     with psycopg.connect(conninfo) as conn:
         jobs = conn.execute(
-            f"SELECT args->'args', args->>'trigger' FROM {QUEUE_SCHEMA}.procrastinate_jobs ORDER BY id"
+            f"SELECT args->'args', args->>'trigger' FROM {QUEUE_SCHEMA}.procrastinate_jobs"
+            " WHERE queue_name = %s ORDER BY id",
+            (queue.name,),
         ).fetchall()
     assert jobs == [(["ok-job"], "schedule 2026-03-29T01:10:00+00:00")]

@@ -17,7 +17,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from flx_core.migrate import ensure_schema
 from flx_core.models import Execution, ExecutionEvent
 from tests.orchestrator.meltano_project import MeltanoProject, executions, make_project
 
@@ -27,10 +26,17 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def project(tmp_path: Path, database_url: URL, engine: Engine) -> MeltanoProject:
-    ensure_schema(engine, "flx")
+def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
     url = database_url.render_as_string(hide_password=False)
     return make_project(tmp_path / "project", url, f"worker_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def engine(project: MeltanoProject, database_url: URL) -> Iterator[Engine]:
+    """The project's own control schema (overrides the session-wide `flx` one)."""
+    eng = project.engine(database_url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture
