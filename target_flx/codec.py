@@ -12,14 +12,22 @@ import decimal
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from target_flx.convert import Converter, converter, raw_to_jsonb
 from target_flx.errors import InputError, MissingKeyProperty
 from target_flx.pgbinary import encode_timestamptz
-from target_flx.types import ColumnType, allows_null, constrained, normalize, python_type
+from target_flx.types import (
+    UUID_PATTERN,
+    UUID_TEXT,
+    ColumnType,
+    allows_null,
+    constrained,
+    normalize,
+    python_type,
+)
 
 # Columns singer-sdk targets add with `add_record_metadata` (same names, same meaning).
 COMPUTED_METADATA = (
@@ -80,9 +88,10 @@ class RecordCodec:
         self.validate = validate
         self.columns = list(columns)
         record_columns = [c for c in self.columns if c.prop is not None]
-        fields: list[tuple[Any, ...]] = []
+        strict: list[tuple[Any, ...]] = []
         rename: dict[str, str] = {}
         converters: dict[int, Converter] = {}
+        self._uuid_fields: list[tuple[str, str]] = []  # checked a batch at a time, see _check_uuids
         for i, col in enumerate(record_columns):
             assert col.prop is not None
             schema = property_schemas.get(col.prop, {})
@@ -95,40 +104,55 @@ class RecordCodec:
             else:
                 typ = decode_type | None
             if is_key or (validate and col.prop in required):
-                fields.append((f"f{i}", typ))
+                strict.append((f"f{i}", typ))
             else:
-                fields.append((f"f{i}", typ, None))
+                strict.append((f"f{i}", typ, None))
             rename[f"f{i}"] = col.prop
+            if decode_type is UUID_TEXT:
+                self._uuid_fields.append((f"f{i}", col.prop))
+        # The batch decoder checks only a UUID's length; its shape is checked for the whole batch at once,
+        # several times faster than a regex per value inside msgspec. One-line decodes stay fully strict.
+        batch = [(f[0], _loosen(f[1]), *f[2:]) for f in strict]
         self.record_type = msgspec.defstruct(
-            f"{_safe(stream)}Record", fields, rename=rename, kw_only=True, gc=False
+            f"{_safe(stream)}Record", batch, rename=rename, kw_only=True, gc=False
         )
-        message_type = msgspec.defstruct(
-            f"{_safe(stream)}Message",
-            [
-                ("record", self.record_type),
-                ("time_extracted", str | None, None),
-                ("version", int | None, None),
-            ],
-            kw_only=True,
-            gc=False,
+        strict_record = msgspec.defstruct(
+            f"{_safe(stream)}Record", strict, rename=rename, kw_only=True, gc=False
         )
+        message_type = _message_struct(stream, self.record_type)
         self.message_type = message_type
         self._decoder = msgspec.json.Decoder(list[message_type])  # type: ignore[valid-type]
-        self._one = msgspec.json.Decoder(message_type)
+        self._one = msgspec.json.Decoder(_message_struct(stream, strict_record))
         self._build = _row_builder(
             len(record_columns), [c.name for c in self.columns if c.prop is None], converters
         )
 
     def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
         """Decode as many leading lines as are valid; report the first invalid one."""
+        failure = None
         try:
-            return self._decoder.decode(b"[" + b",".join(lines) + b"]"), None
+            messages = self._decoder.decode(b"[" + b",".join(lines) + b"]")
         except msgspec.ValidationError as exc:
             failure = parse_error(str(exc))
         except msgspec.DecodeError:
             failure = _first_malformed(lines)
-        good = self._decoder.decode(b"[" + b",".join(lines[: failure.index]) + b"]") if failure.index else []
-        return good, failure
+        if failure is not None:
+            good = lines[: failure.index]
+            messages = self._decoder.decode(b"[" + b",".join(good) + b"]") if good else []
+        if self._uuid_fields and (bad := self._check_uuids(messages)) is not None:
+            return messages[: bad.index], bad
+        return messages, failure
+
+    def _check_uuids(self, messages: list[Any]) -> DecodeFailure | None:
+        """The first record whose UUID property is not a UUID (one regex over the batch when all are)."""
+        for attr, prop in self._uuid_fields:
+            values = [getattr(m.record, attr) for m in messages]
+            present = [v for v in values if v is not None]
+            if _UUIDS.fullmatch("\n".join(present) + "\n"):
+                continue
+            index = next(i for i, v in enumerate(values) if v is not None and not _UUID.fullmatch(v))
+            return DecodeFailure(index, prop, f"Expected str matching regex {UUID_PATTERN!r}")
+        return None
 
     def decode_lenient(self, line: bytes) -> Any:
         """The slow path for one line the strict decoder refused, accepting what JSON Schema accepts and
@@ -165,6 +189,34 @@ class _Extracted(dict[str | None, bytes | None]):
 
 
 _LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_UUID_BODY = UUID_PATTERN.removeprefix("^").removesuffix("$")
+_UUID = re.compile(_UUID_BODY)
+_UUIDS = re.compile(f"(?:{_UUID_BODY}\n)*")
+# A value holding a newline cannot pass as two: each piece would be shorter than a UUID.
+_UUID_SHAPE = Annotated[str, msgspec.Meta(max_length=36)]
+
+
+def _loosen(typ: Any) -> Any:
+    if typ is UUID_TEXT:
+        return _UUID_SHAPE
+    if typ == UUID_TEXT | None:
+        return _UUID_SHAPE | None
+    return typ
+
+
+def _message_struct(stream: str, record_type: Any) -> Any:
+    return msgspec.defstruct(
+        f"{_safe(stream)}Message",
+        [
+            ("record", record_type),
+            ("time_extracted", str | None, None),
+            ("version", int | None, None),
+        ],
+        kw_only=True,
+        gc=False,
+    )
+
+
 _EXACT = msgspec.json.Encoder(decimal_format="number")
 
 

@@ -25,12 +25,19 @@ _generic = msgspec.json.Decoder()
 
 def record_stream(line: bytes) -> str | None:
     """The stream of a RECORD line in the common layout, else None (then use `envelope`)."""
+    if prefix := record_prefix(line):
+        return prefix[prefix.index(b'"stream"') + 8 :].lstrip(b": ")[1:-1].decode()
+    return None
+
+
+def record_prefix(line: bytes) -> bytes | None:
+    """`{"type":"RECORD","stream":"NAME"` of a RECORD line in the common layout: every following line that
+    starts with the same bytes is a RECORD of the same stream."""
     for prefix in _PREFIXES:
         if line.startswith(prefix):
             end = line.find(b'"', len(prefix))
-            name = line[len(prefix) : end]
-            if end > 0 and b"\\" not in name:
-                return name.decode()
+            if end > 0 and b"\\" not in line[len(prefix) : end]:
+                return line[: end + 1]
     return None
 
 

@@ -28,11 +28,40 @@ def encode_date(value: Any) -> bytes:
 
 
 def encode_timestamptz(value: Any) -> bytes:
-    """A naive value is UTC."""
+    """A naive value is UTC.
+
+    Computed from the fields: subtracting an aware epoch from a value in another zone costs more than
+    the rest of the row. Each distinct zone's offset is looked up once (msgspec shares zone objects).
+    """
     if type(value) is bytes:
         return value
-    delta = value - (_PG_EPOCH if value.tzinfo is not None else _PG_EPOCH_NAIVE)
-    return _INT64.pack(delta.days * _DAY_US + delta.seconds * 1_000_000 + delta.microseconds)
+    zone = value.tzinfo
+    offset = _OFFSETS.get(zone)
+    if offset is None:
+        offset = _offset_us(value)
+        if zone is None or type(zone) is datetime.timezone:  # fixed offsets only: a ZoneInfo's varies
+            _OFFSETS[zone] = offset
+    return _INT64.pack(
+        (
+            (value.toordinal() - _PG_EPOCH_ORDINAL) * 86_400
+            + value.hour * 3600
+            + value.minute * 60
+            + value.second
+        )
+        * 1_000_000
+        + value.microsecond
+        - offset
+    )
+
+
+_OFFSETS: dict[Any, int] = {}
+
+
+def _offset_us(value: datetime.datetime) -> int:
+    offset = value.utcoffset()
+    if offset is None:
+        return 0
+    return (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
 
 
 def encode_timestamp(value: Any) -> bytes:

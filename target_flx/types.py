@@ -16,6 +16,7 @@ from msgspec import Meta, Raw
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UUID_TEXT = Annotated[str, Meta(pattern=UUID_PATTERN)]
 
 # Families ordered from narrow to wide; a type widens to a wider member of its family, else to text.
 _FAMILIES: tuple[tuple[str, ...], ...] = (
@@ -55,7 +56,7 @@ _PYTHON: dict[str, Any] = {
     "timestamp with time zone": datetime.datetime,
     "timestamp without time zone": datetime.datetime,
     "time without time zone": datetime.time,
-    "uuid": Annotated[str, Meta(pattern=UUID_PATTERN)],
+    "uuid": UUID_TEXT,
     "jsonb": Raw,
 }
 
@@ -96,7 +97,7 @@ _JSON_KIND_TYPES: dict[str, Any] = {
     "date": datetime.date,
     "time": datetime.time,
     # validated here, parsed by asyncpg in C (faster than building uuid.UUID objects)
-    "uuid": Annotated[str, Meta(pattern=UUID_PATTERN)],
+    "uuid": UUID_TEXT,
     "json": Raw,
     "multi": str | int | float | bool,
 }

@@ -48,6 +48,18 @@ def _error_line(stderr: str) -> str:
             ["stream 'a'", "line 2", "field 'at'"],
         ),
         (singer(schema_msg("a", PROPS, ["missing"])), ["stream 'a'", "line 1", "key properties"]),
+        (
+            singer(
+                schema_msg(
+                    "a", {"id": {"type": "integer"}, "u": {"type": ["null", "string"], "format": "uuid"}}
+                ),
+                record("a", {"id": 1, "u": "709ddafe-ed34-4bfa-96f1-33da607744b8"}),
+                record("a", {"id": 2, "u": None}),
+                record("a", {"id": 3, "u": "709ddafe-ed34-4bfa-96f1-33da607744b\n"}),
+                record("a", {"id": 4, "u": "709ddafe-ed34-4bfa-96f1-33da607744b8"}),
+            ),
+            ["stream 'a'", "line 4", "field 'u'", "regex"],
+        ),
     ],
     ids=[
         "malformed-json",
@@ -57,6 +69,7 @@ def _error_line(stderr: str) -> str:
         "nul",
         "bad-datetime",
         "bad-key-list",
+        "bad-uuid",
     ],
 )
 def test_bad_input_is_one_clear_line(cli: Callable[..., Any], text: str, expected: list[str]) -> None:
