@@ -19,8 +19,8 @@ import msgspec
 import orjson
 from singer_sdk.mapper import PluginMapper
 
-from flx_core import migrate
-from flx_core.database import make_engine, resolve
+from flx_core.database import resolve
+from flx_core.revision import HEAD
 from flx_core.settings import DatabaseSettings
 from target_flx import mapped, messages
 from target_flx.errors import InputError, RecordBeforeSchema, TargetError
@@ -28,6 +28,7 @@ from target_flx.history import History, RunIdentity
 from target_flx.lines import iter_lines
 from target_flx.loop import LoopThread
 from target_flx.mapped import MappedInput
+from target_flx.naming import quote
 from target_flx.nul import strip_nul
 from target_flx.settings import LoadSettings
 from target_flx.stream import StreamLoader
@@ -41,17 +42,30 @@ class Cancelled(TargetError):
     """SIGTERM/SIGINT: commit what was received, emit its STATE, then exit non-zero."""
 
 
+def _upgrade_control_schema(db: DatabaseSettings) -> None:
+    """The rare path (new database, new flx version): Alembic, imported only now."""
+    from flx_core import migrate
+    from flx_core.database import make_engine
+
+    engine = make_engine(db, pool_size=1)
+    try:
+        migrate.ensure_schema(engine, db.control_schema)
+    finally:
+        engine.dispose()
+
+
 class LoadRun:
     def __init__(self, config: dict[str, Any], mapper: PluginMapper | None = None) -> None:
         self.settings = LoadSettings.from_config(config)
         self.mapped = MappedInput(mapper) if mapper is not None and mapped.is_configured(config) else None
         db = resolve(DatabaseSettings.from_config(config))
-        engine = make_engine(db, pool_size=1)
-        try:
-            migrate.ensure_schema(engine, db.control_schema)
-        finally:
-            engine.dispose()
         self.loop = LoopThread(db.asyncpg_kwargs(), pool_size=max(2, self.settings.max_parallelism))
+        try:
+            if self.loop.run(self._schema_revision(db.control_schema)) != HEAD:
+                _upgrade_control_schema(db)
+        except BaseException:
+            self.loop.close()
+            raise
         self.history = History(db.control_schema, RunIdentity.from_environment())
         self.streams: dict[str, StreamLoader] = {}
         self.pending_states: deque[tuple[int, float, Any]] = deque()
@@ -62,6 +76,14 @@ class LoadRun:
         self.counts: Counter[str] = Counter()
         self.sync_started_at = int(time.time() * 1000)
         self.started = time.monotonic()
+
+    async def _schema_revision(self, schema: str) -> str | None:
+        async with self.loop.pool.acquire() as conn:
+            table = f"{quote(schema)}.alembic_version"
+            if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+                return None
+            revision: str | None = await conn.fetchval(f"SELECT version_num FROM {table}")
+            return revision
 
     # -- main loop --------------------------------------------------------------------------------
 
@@ -77,13 +99,14 @@ class LoadRun:
     def _read(self, source: IO[Any]) -> None:
         """The hot loop. A run of RECORDs of one stream (the usual input) takes the fast lane: one prefix
         test and one append per line; everything else goes through `_dispatch`."""
-        prefix, loader, fast = b"", None, 0
+        prefix, fast = b"", 0
+        loader: Any = None  # set together with `prefix`
         try:
             for line in iter_lines(source, 1.0, self._on_idle):
                 self.line += 1
                 if prefix and line.startswith(prefix) and b"\\u0000" not in line:
                     fast += 1
-                    loader.add(line, self.line)  # type: ignore[union-attr]
+                    loader.add(line, self.line)
                 else:
                     prefix, loader = self._dispatch(line)
                 if not self.line & (POLL_EVERY - 1):

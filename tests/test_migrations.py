@@ -87,3 +87,9 @@ def test_updated_at_moves_on_raw_sql_update(engine: Engine) -> None:
             text("SELECT updated_at FROM flx.pipelines WHERE name = 'touch-test'")
         ).scalar_one()
     assert after > before
+
+
+def test_the_plugins_fast_revision_check_knows_alembics_head() -> None:
+    from flx_core.revision import HEAD
+
+    assert migrate.head_revision() == HEAD
