@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, and_, column, func, or_, select, table, update
 from sqlalchemy.orm import Session
 
-from flx_core.models import Execution, ExecutionStatus, Pipeline
+from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
 from orchestrator.records import append_event
 
 _ACTIVE = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value, ExecutionStatus.RETRYING.value)
@@ -28,6 +28,34 @@ class StaleExecution:
     heartbeat_at: datetime | None
     hostname: str | None
     pid: int | None
+
+
+# Meltano believes a run is alive for 5 minutes after its last heartbeat (HEARTBEAT_VALID_MINUTES); a run
+# that died can only have sent its last heartbeat before we buried it, so this covers its whole afterlife.
+MELTANO_STALE_WINDOW_SECONDS = 5 * 60 + 30
+
+
+def buried_recently(
+    engine: Engine, pipeline: str, within_seconds: float = MELTANO_STALE_WINDOW_SECONDS
+) -> bool:
+    """Did stale-run recovery (any flx process's) bury a run of `pipeline` lately?
+
+    Then Meltano still holds that run as RUNNING under the same state ID and refuses the next `meltano run`
+    of the job, whichever worker or scheduler starts it, until its own 5-minute staleness rule passes.
+    """
+    with Session(engine) as session:
+        found = session.execute(
+            select(ExecutionEvent.id)
+            .join(Execution, Execution.id == ExecutionEvent.execution_id)
+            .join(Pipeline, Pipeline.id == Execution.pipeline_id)
+            .where(
+                Pipeline.name == pipeline,
+                ExecutionEvent.payload["reason"].astext == "stale_heartbeat",
+                ExecutionEvent.at > func.now() - func.make_interval(0, 0, 0, 0, 0, 0, within_seconds),
+            )
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 _SESSIONS = table("pg_stat_activity", column("pid"), schema="pg_catalog")

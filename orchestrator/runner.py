@@ -29,7 +29,7 @@ from orchestrator.config import FlxSettings, PipelineSettings
 from orchestrator.locks import PipelineBusy, PipelineSlot
 from orchestrator.process import ChildProcess, ProcessResult
 from orchestrator.records import ExecutionRecord, sync_pipeline
-from orchestrator.recovery import StaleExecution, recover_stale
+from orchestrator.recovery import StaleExecution, buried_recently, recover_stale
 from orchestrator.validation.runner import ValidationRunner
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,10 @@ class Runner:
         force: bool = False,
     ) -> RunOutcome:
         # Meltano refuses a state ID whose last run it still believes RUNNING (for 5 minutes after its
-        # heartbeat stops). When we have just buried that run ourselves, we tell Meltano so: --force.
-        # Overlap is still impossible: the pipeline lock below is ours.
-        force = force or any(dead.pipeline == pipeline.name for dead in self.recover())
+        # heartbeat stops). When flx has buried that run (here, or any other worker lately), we tell Meltano
+        # so: --force. Overlap is still impossible: the pipeline lock below is ours.
+        buried_now = any(dead.pipeline == pipeline.name for dead in self.recover())
+        force = force or buried_now or buried_recently(self.engine, pipeline.name)
         pipeline_id = sync_pipeline(self.engine, pipeline)
         slot = PipelineSlot(self.engine, pipeline.name, pipeline.max_concurrent_executions)
         try:

@@ -14,7 +14,7 @@ from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
 from orchestrator.config import PipelineSettings
 from orchestrator.locks import PipelineBusy, PipelineSlot
 from orchestrator.records import ConcurrencyError, ExecutionRecord, sync_pipeline
-from orchestrator.recovery import recover_stale
+from orchestrator.recovery import buried_recently, recover_stale
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,14 @@ def test_recovery_fails_only_executions_without_heartbeat(control: Engine, pipel
             .where(Execution.id == dead.id)
             .values(heartbeat_at=Execution.heartbeat_at - timedelta(minutes=10))
         )
+    with Session(control) as session:
+        name = session.get(Pipeline, pipeline_id).name  # type: ignore[union-attr]
+    assert not buried_recently(control, name)
     recovered = recover_stale(control, stale_after_seconds=60)
     assert [r.id for r in recovered] == [dead.id]
+    assert recovered[0].pipeline == name and buried_recently(control, name), "Meltano still holds that run"
+    assert not buried_recently(control, name, within_seconds=0)
+    assert not buried_recently(control, f"{name}-other")
     with Session(control) as session:
         assert session.get(Execution, dead.id).status == "failed"  # type: ignore[union-attr]
         assert session.get(Execution, alive.id).status == "running"  # type: ignore[union-attr]
