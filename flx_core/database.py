@@ -6,6 +6,7 @@ import logging
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 
 from flx_core.embedded import embedded_url
 from flx_core.settings import DatabaseSettings, describe
@@ -26,7 +27,10 @@ def resolve(settings: DatabaseSettings) -> DatabaseSettings:
 
 def make_engine(settings: DatabaseSettings, *, pool_size: int = 5) -> Engine:
     """A SQLAlchemy engine whose connections map the `flx` schema name to `control_schema`."""
-    engine = create_engine(settings.url(), pool_size=pool_size, pool_pre_ping=True, future=True)
+    if pool_size == 0:  # no pool: each connection closes when released (short-lived plugin processes)
+        engine = create_engine(settings.url(), poolclass=NullPool, future=True)
+    else:
+        engine = create_engine(settings.url(), pool_size=pool_size, pool_pre_ping=True, future=True)
     if settings.control_schema != "flx":
         engine = engine.execution_options(schema_translate_map={"flx": settings.control_schema})
     event.listen(engine, "connect", _set_utc)

@@ -51,7 +51,7 @@ class ControlDatabase:
     def engine(self) -> Engine:
         if self._engine is None:
             settings = resolve(DatabaseSettings.from_config(self._config))
-            engine = make_engine(settings, pool_size=1)
+            engine = make_engine(settings, pool_size=0)  # nothing left open when the tap exits
             event.listen(engine, "connect", _exact_jsonb)
             ensure_schema(engine, settings.control_schema)
             self._engine = engine
