@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 
 
 def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
-    table = Table(title=f"target-flx: loaded in {seconds:.1f} s", title_justify="left")
+    loaders = list(loaders)
+    console = Console(stderr=True, width=160)
+    if not loaders:
+        console.print(f"target-flx: no streams in the input ({seconds:.1f} s)")
+        return
+    records = sum(s.stats.inserted + s.stats.updated + s.stats.unchanged for s in loaders)
+    rate = f", {records / seconds:,.0f} records/s" if seconds > 0 and records else ""
+    table = Table(title=f"target-flx: {records:,} records in {seconds:.1f} s{rate}", title_justify="left")
     for heading in (
         "stream",
         "table",
@@ -45,4 +52,4 @@ def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
             f"{st.bytes / 1e6:.1f}",
             st.status,
         )
-    Console(stderr=True, width=160).print(table)
+    console.print(table)
