@@ -148,10 +148,11 @@ class RecordCodec:
         for attr, prop in self._uuid_fields:
             values = [getattr(m.record, attr) for m in messages]
             present = [v for v in values if v is not None]
-            if _UUIDS.fullmatch("\n".join(present) + "\n"):
+            if not present or _UUIDS.fullmatch("\n".join(present) + "\n"):
                 continue
-            index = next(i for i, v in enumerate(values) if v is not None and not _UUID.fullmatch(v))
-            return DecodeFailure(index, prop, f"Expected str matching regex {UUID_PATTERN!r}")
+            for index, value in enumerate(values):
+                if value is not None and not _UUID.fullmatch(value):
+                    return DecodeFailure(index, prop, f"Expected str matching regex {UUID_PATTERN!r}")
         return None
 
     def decode_lenient(self, line: bytes) -> Any:

@@ -198,3 +198,29 @@ def test_numeric_string_is_not_an_integer(cli: Callable[..., Any]) -> None:
     result = cli(singer(schema_msg("s", {"id": {"type": "integer"}}), record("s", {"id": "12"})))
     assert result.returncode == 1
     assert "field 'id'" in result.stderr
+
+
+def test_uuid_columns_null_in_a_whole_batch_and_mixed(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    """UUIDs are checked a batch at a time: a batch with no UUID at all, and one mixing nulls and forms."""
+    props = {"id": {"type": "integer"}, "u": {"type": ["null", "string"], "format": "uuid"}}
+    hex_form = "709ddafeed344bfa96f133da607744b8"
+    load(
+        singer(
+            schema_msg("uu", props, ["id"]),
+            *[record("uu", {"id": i, "u": None}) for i in range(3)],
+        ),
+        batch_size_rows=3,
+    )
+    load(
+        singer(
+            schema_msg("uu", props, ["id"]),
+            record("uu", {"id": 3, "u": hex_form}),
+            record("uu", {"id": 4}),
+            record("uu", {"id": 5, "u": "709DDAFE-ED34-4BFA-96F1-33DA607744B8"}),
+        )
+    )
+    rows = query(f'SELECT id, u::text FROM "{target_schema}".uu ORDER BY id')
+    expected = "709ddafe-ed34-4bfa-96f1-33da607744b8"
+    assert rows == [(0, None), (1, None), (2, None), (3, expected), (4, None), (5, expected)]
