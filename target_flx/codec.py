@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
+from msgspec import Raw
 
 from target_flx.convert import Converter, converter, raw_to_jsonb
 from target_flx.errors import InputError, MissingKeyProperty
@@ -92,6 +93,11 @@ class RecordCodec:
         rename: dict[str, str] = {}
         converters: dict[int, Converter] = {}
         self._uuid_fields: list[tuple[str, str]] = []  # checked a batch at a time, see _check_uuids
+        self._number_fields: list[tuple[str, str, bool]] = []  # (attr, property, null allowed)
+        # Numeric columns travel as their exact JSON text and PostgreSQL parses them (see write.py): no
+        # Decimal object and no per-value binary encoding in Python, the costliest value we load.
+        self.text_columns = frozenset(c.name for c in self.columns if _as_text(c))
+        text_fields: set[int] = set()
         for i, col in enumerate(record_columns):
             assert col.prop is not None
             schema = property_schemas.get(col.prop, {})
@@ -110,9 +116,13 @@ class RecordCodec:
             rename[f"f{i}"] = col.prop
             if decode_type is UUID_TEXT:
                 self._uuid_fields.append((f"f{i}", col.prop))
+            if col.name in self.text_columns:
+                nullable = not (validate and not allows_null(schema)) and not is_key
+                self._number_fields.append((f"f{i}", col.prop, nullable))
+                text_fields.add(i)
         # The batch decoder checks only a UUID's length; its shape is checked for the whole batch at once,
         # several times faster than a regex per value inside msgspec. One-line decodes stay fully strict.
-        batch = [(f[0], _loosen(f[1]), *f[2:]) for f in strict]
+        batch = [(f[0], Raw if i in text_fields else _loosen(f[1]), *f[2:]) for i, f in enumerate(strict)]
         self.record_type = msgspec.defstruct(
             f"{_safe(stream)}Record", batch, rename=rename, kw_only=True, gc=False
         )
@@ -124,7 +134,7 @@ class RecordCodec:
         self._decoder = msgspec.json.Decoder(list[message_type])  # type: ignore[valid-type]
         self._one = msgspec.json.Decoder(_message_struct(stream, strict_record))
         self._build = _row_builder(
-            len(record_columns), [c.name for c in self.columns if c.prop is None], converters
+            len(record_columns), [c.name for c in self.columns if c.prop is None], converters, text_fields
         )
 
     def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
@@ -140,8 +150,28 @@ class RecordCodec:
             good = lines[: failure.index]
             messages = self._decoder.decode(b"[" + b",".join(good) + b"]") if good else []
         if self._uuid_fields and (bad := self._check_uuids(messages)) is not None:
-            return messages[: bad.index], bad
+            messages, failure = messages[: bad.index], bad
+        if self._number_fields and (bad := self._check_numbers(messages)) is not None:
+            messages, failure = messages[: bad.index], bad
         return messages, failure
+
+    def _check_numbers(self, messages: list[Any]) -> DecodeFailure | None:
+        """The first record whose number property holds something else. msgspec has checked that each raw
+        value is valid JSON, and a valid JSON value starting with a digit or '-' is a number: one search for
+        a line starting otherwise checks the whole batch."""
+        for attr, prop, nullable in self._number_fields:
+            present = [v for m in messages if (v := getattr(m.record, attr)) is not None]
+            if not present:
+                continue
+            starts = _NOT_NUMBER_OR_NULL if nullable else _NOT_NUMBER
+            if starts.search(b"\n" + b"\n".join(present)) is None:
+                continue
+            for index, message in enumerate(messages):
+                value = getattr(message.record, attr)
+                if value is not None and starts.match(b"\n" + bytes(value)[:1]):
+                    got = bytes(value)[:40].decode(errors="replace")
+                    return DecodeFailure(index, prop, f"Expected a number, got {got}")
+        return None
 
     def _check_uuids(self, messages: list[Any]) -> DecodeFailure | None:
         """The first record whose UUID property is not a UUID (one regex over the batch when all are)."""
@@ -164,7 +194,11 @@ class RecordCodec:
             for column in self.columns:
                 if column.prop in record:
                     record[column.prop] = _relax(column.json_kind, record[column.prop], self.validate)
-        return self._one.decode(_EXACT.encode(generic))  # re-encoded: JSON columns stay raw JSON text
+        message = self._one.decode(_EXACT.encode(generic))  # re-encoded: JSON columns stay raw JSON text
+        for attr, _, _ in self._number_fields:  # the batch layout carries numbers as their JSON text
+            if (value := getattr(message.record, attr)) is not None:
+                setattr(message.record, attr, Raw(str(value).encode()))
+        return message
 
     def rows(self, messages: list[Any], meta: BatchMeta) -> list[tuple[Any, ...]]:
         received = encode_timestamptz(meta.received_at)  # one value for the whole batch: encode it once
@@ -195,6 +229,13 @@ _UUID = re.compile(_UUID_BODY)
 _UUIDS = re.compile(f"(?:{_UUID_BODY}\n)*")
 # A value holding a newline cannot pass as two: each piece would be shorter than a UUID.
 _UUID_SHAPE = Annotated[str, msgspec.Meta(max_length=36)]
+_NOT_NUMBER = re.compile(rb"\n[^-0-9]")
+_NOT_NUMBER_OR_NULL = re.compile(rb"\n[^-0-9n]")  # a valid JSON value starting with n is null
+
+
+def _as_text(col: Column) -> bool:
+    """Columns loaded from their JSON text: JSON numbers into numeric."""
+    return col.prop is not None and col.json_kind == "number" and normalize(col.pg_type) == "numeric"
 
 
 def _loosen(typ: Any) -> Any:
@@ -289,11 +330,15 @@ def _converter(col: Column) -> Converter | None:
     return converter(col.json_kind, col.pg_type)
 
 
-def _row_builder(n_record: int, computed: list[str], converters: dict[int, Converter]) -> Any:
+def _row_builder(
+    n_record: int, computed: list[str], converters: dict[int, Converter], text_fields: set[int]
+) -> Any:
     """Generate `[(r.f0, c3(r.f3), …, m.time_extracted, received, …) for m in messages]` for one layout."""
     parts = []
     for i in range(n_record):
-        if converters.get(i) is raw_to_jsonb:  # the commonest converter, inlined: no call per value
+        if i in text_fields:  # raw JSON number text (JSON null included), sent as it is: see write.py
+            parts.append(f"r.f{i}")
+        elif converters.get(i) is raw_to_jsonb:  # the commonest converter, inlined: no call per value
             parts.append(
                 f"(None if (x{i} := r.f{i}) is None or (len(x{i}) == 4 and bytes(x{i}) == NULL) else x{i})"
             )

@@ -213,11 +213,12 @@ class StreamLoader:
             received_at=now, sequence=int(now.timestamp() * 1000), sync_started_at=self.sync_started_at
         )
         rows = self.codec.rows(messages, meta)
+        as_text = self.codec.text_columns
         del messages
         if self.method in ("upsert", "overwrite") and self.key_columns and rows:
             rows = self._last_per_key(rows)
         if rows:
-            future = self.loop.submit(self._write(rows, nbytes, numbers[0], numbers[-1]))
+            future = self.loop.submit(self._write(rows, as_text, nbytes, numbers[0], numbers[-1]))
             self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
         while len(self.inflight) > 2:  # two batches in the database, one being decoded: memory stays bounded
             self._settle(self.inflight[0].future.result)
@@ -272,7 +273,7 @@ class StreamLoader:
         return list(unique.values()) if len(unique) != len(rows) else rows
 
     async def _write(
-        self, rows: list[tuple[Any, ...]], nbytes: int, first: int, last: int
+        self, rows: list[tuple[Any, ...]], as_text: frozenset[str], nbytes: int, first: int, last: int
     ) -> write.BatchResult:
         """COPY concurrently with the previous batch, but merge and commit strictly after it.
 
@@ -287,13 +288,13 @@ class StreamLoader:
         try:
             async with self.loop.pool.acquire() as conn, conn.transaction():
                 if self.method == "append-only" or not self.key_columns:
-                    result = await write.append(conn, self.schema, self.write_table, columns, rows)
+                    result = await write.append(conn, self.schema, self.write_table, columns, rows, as_text)
                     await _after(previous, first)
                 else:
-                    await write.stage(conn, self.schema, self.write_table, columns, rows)
+                    await write.stage(conn, self.schema, self.write_table, columns, rows, as_text)
                     await _after(previous, first)
                     result = await write.merge(
-                        conn, self.schema, self.write_table, columns, self.key_columns, len(rows)
+                        conn, self.schema, self.write_table, columns, self.key_columns, len(rows), as_text
                     )
                 await write.account(conn, ref, result, nbytes)
             committed = True

@@ -60,6 +60,23 @@ def _error_line(stderr: str) -> str:
             ),
             ["stream 'a'", "line 4", "field 'u'", "regex"],
         ),
+        (
+            singer(
+                schema_msg("a", {"id": {"type": "integer"}, "n": {"type": ["null", "number"]}}),
+                record("a", {"id": 1, "n": 1.5}),
+                record("a", {"id": 2, "n": None}),
+                record("a", {"id": 3, "n": {"not": "a number"}}),
+            ),
+            ["stream 'a'", "line 4", "field 'n'"],
+        ),
+        (
+            singer(
+                schema_msg("a", {"id": {"type": "integer"}, "n": {"type": "number"}}),
+                record("a", {"id": 1, "n": 2}),
+                record("a", {"id": 2, "n": None}),
+            ),
+            ["stream 'a'", "line 3", "field 'n'"],
+        ),
     ],
     ids=[
         "malformed-json",
@@ -70,6 +87,8 @@ def _error_line(stderr: str) -> str:
         "bad-datetime",
         "bad-key-list",
         "bad-uuid",
+        "bad-number",
+        "null-number",
     ],
 )
 def test_bad_input_is_one_clear_line(cli: Callable[..., Any], text: str, expected: list[str]) -> None:
