@@ -96,7 +96,10 @@ class RecordCodec:
         self._number_fields: list[tuple[str, str, bool]] = []  # (attr, property, null allowed)
         # Numeric columns travel as their exact JSON text and PostgreSQL parses them (see write.py): no
         # Decimal object and no per-value binary encoding in Python, the costliest value we load.
-        self.text_columns = frozenset(c.name for c in self.columns if _as_text(c))
+        # Not keys: upserts keep the last record per key by comparing values, and 1.0 is the same key as 1.
+        self.text_columns = frozenset(
+            c.name for c in self.columns if _as_text(c) and c.prop not in key_properties
+        )
         text_fields: set[int] = set()
         for i, col in enumerate(record_columns):
             assert col.prop is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -112,3 +113,24 @@ def test_activate_version(
         assert rows == [(2, "v2", False), (3, "v2", False)]
     else:
         assert rows == [(1, "v1", True), (2, "v2", False), (3, "v2", False)]
+
+
+BIG = "123456789012345678901234567890.123456789"
+
+
+def test_number_keys_and_values_upsert_exactly(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    """A number key: 1.0 and 1 are one key (last record wins); number values keep their exact text."""
+    props = {"k": {"type": "number"}, "n": {"type": ["null", "number"]}}
+    load(
+        singer(
+            schema_msg("nk", props, ["k"]),
+            record("nk", {"k": 1, "n": 0.1}),
+            record("nk", {"k": decimal.Decimal("1.0"), "n": decimal.Decimal(BIG)}),
+            record("nk", {"k": 2.5, "n": None}),
+            record("nk", {"k": 3, "n": decimal.Decimal("-1E-7")}),
+        )
+    )
+    rows = query(f'SELECT k::text, n::text FROM "{target_schema}".nk ORDER BY k')
+    assert rows == [("1.0", BIG), ("2.5", None), ("3", "-0.0000001")]
