@@ -190,7 +190,12 @@ class RecordCodec:
 
     def decode_lenient(self, line: bytes) -> Any:
         """The slow path for one line the strict decoder refused, accepting what JSON Schema accepts and
-        msgspec does not: 1.0 for an integer, ISO 8601 date-times without the RFC 3339 'T' or colon."""
+        msgspec does not: 1.0 for an integer, ISO 8601 date-times without the RFC 3339 'T' or colon.
+        What the strict decoder accepts (a value only a batch check refused) is read as it reads it."""
+        try:
+            return self._as_batch_layout(self._one.decode(line))
+        except msgspec.ValidationError:
+            pass
         generic = _LENIENT.decode(line)
         record = generic.get("record") if isinstance(generic, dict) else None
         if isinstance(record, dict):
@@ -198,6 +203,9 @@ class RecordCodec:
                 if column.prop in record:
                     record[column.prop] = _relax(column.json_kind, record[column.prop], self.validate)
         message = self._one.decode(_EXACT.encode(generic))  # re-encoded: JSON columns stay raw JSON text
+        return self._as_batch_layout(message)
+
+    def _as_batch_layout(self, message: Any) -> Any:
         for attr, _, _ in self._number_fields:  # the batch layout carries numbers as their JSON text
             if (value := getattr(message.record, attr)) is not None:
                 setattr(message.record, attr, Raw(str(value).encode()))
@@ -214,10 +222,9 @@ class _Extracted(dict[str | None, bytes | None]):
     def __init__(self, stream: str) -> None:
         super().__init__()
         self.stream = stream
+        self[None] = None  # the usual case (no time_extracted): a dict hit, not a __missing__ call
 
     def __missing__(self, key: str | None) -> bytes | None:
-        if key is None:
-            return None
         try:
             value = msgspec.convert(key, datetime.datetime)
         except msgspec.ValidationError:

@@ -77,6 +77,50 @@ def _error_line(stderr: str) -> str:
             ),
             ["stream 'a'", "line 3", "field 'n'"],
         ),
+        (
+            singer(
+                schema_msg(
+                    "a", {"id": {"type": "integer"}, "d": {"type": ["null", "string"], "format": "date"}}
+                ),
+                record("a", {"id": 1, "d": "2024-02-29"}),
+                record("a", {"id": 2, "d": "2023-02-29"}),
+            ),
+            ["stream 'a'", "line 3", "field 'd'", "date"],
+        ),
+        (
+            singer(
+                schema_msg("a", {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}),
+                record("a", {"id": 1, "at": "2024-04-30T10:00:00Z"}),
+                record("a", {"id": 2, "at": "2024-04-31T10:00:00Z"}),
+            ),
+            ["stream 'a'", "line 3", "field 'at'", "datetime"],
+        ),
+        (
+            singer(
+                schema_msg("a", {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}),
+                record("a", {"id": 1, "at": "2024-04-30T10:00:00Z"}),
+                record("a", {"id": 2, "at": None}),
+            ),
+            ["stream 'a'", "line 3", "field 'at'"],
+        ),
+        (
+            singer(
+                schema_msg("a", {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}),
+                record("a", {"id": 1, "at": "0000-01-01T00:00:00Z"}),
+            ),
+            ["stream 'a'", "line 2", "field 'at'"],
+        ),
+        (
+            singer(
+                schema_msg(
+                    "a",
+                    {"id": {"type": "integer"}, "at": {"type": ["null", "string"], "format": "date-time"}},
+                ),
+                record("a", {"id": 1, "at": "2024-04-30T10:00:00Z"}),
+                record("a", {"id": 2, "at": 1714471200}),
+            ),
+            ["stream 'a'", "line 3", "field 'at'", "Expected datetime"],
+        ),
     ],
     ids=[
         "malformed-json",
@@ -89,6 +133,11 @@ def _error_line(stderr: str) -> str:
         "bad-uuid",
         "bad-number",
         "null-number",
+        "no-such-day",
+        "no-such-day-in-a-datetime",
+        "null-datetime",
+        "year-zero",
+        "epoch-number-as-datetime",
     ],
 )
 def test_bad_input_is_one_clear_line(cli: Callable[..., Any], text: str, expected: list[str]) -> None:

@@ -224,3 +224,37 @@ def test_uuid_columns_null_in_a_whole_batch_and_mixed(
     rows = query(f'SELECT id, u::text FROM "{target_schema}".uu ORDER BY id')
     expected = "709ddafe-ed34-4bfa-96f1-33da607744b8"
     assert rows == [(0, None), (1, None), (2, None), (3, expected), (4, None), (5, expected)]
+
+
+def test_datetime_and_date_forms_load_as_msgspec_reads_them(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    """Date-times and dates travel as text parsed by PostgreSQL when their shape is the plain one; every
+    other form msgspec accepts takes the per-value path. Either way the instant is the one the tap meant."""
+    props = {
+        "id": {"type": "integer"},
+        "at": {"type": ["null", "string"], "format": "date-time"},
+        "day": {"type": ["null", "string"], "format": "date"},
+        "doc": {"type": ["null", "object", "string"]},
+    }
+    forms = [
+        ("2024-02-29T23:59:59.999999+14:00", datetime.datetime(2024, 2, 29, 9, 59, 59, 999999, tzinfo=UTC)),
+        ("2024-03-01 12:00:00-03:30", datetime.datetime(2024, 3, 1, 15, 30, tzinfo=UTC)),
+        ("2024-03-01t12:00:00z", datetime.datetime(2024, 3, 1, 12, tzinfo=UTC)),
+        ("2024-03-01T12:00:00.1234565Z", datetime.datetime(2024, 3, 1, 12, 0, 0, 123457, tzinfo=UTC)),
+        ("2024-03-01T12:00:00.1234564Z", datetime.datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)),
+        ("2024-03-01T12:00:00+0100", datetime.datetime(2024, 3, 1, 11, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999Z", datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", datetime.datetime(1, 1, 1, tzinfo=UTC)),
+        (None, None),
+    ]
+    docs: list[Any] = [{"k": None}, None, "null", [1, "two"], 0]
+    rows = [
+        {"id": i, "at": at, "day": "2024-02-29" if i % 2 else "0001-01-01", "doc": docs[i % len(docs)]}
+        for i, (at, _) in enumerate(forms)
+    ]
+    load(singer(schema_msg("forms", props, ["id"]), *[record("forms", r) for r in rows]))
+    got = query(f'SELECT id, at, day, doc::text FROM "{target_schema}".forms ORDER BY id')
+    assert [(r[0], r[1]) for r in got] == [(i, expected) for i, (_, expected) in enumerate(forms)]
+    assert {r[2] for r in got} == {datetime.date(2024, 2, 29), datetime.date(1, 1, 1)}
+    assert [r[3] for r in got[:5]] == ['{"k": null}', None, '"null"', '[1, "two"]', "0"]
