@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
+from flx_core.database import make_engine
 from flx_core.migrate import ensure_schema
 from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
+from flx_core.settings import DatabaseSettings
 from orchestrator.config import PipelineSettings
 from orchestrator.locks import PipelineBusy, PipelineSlot
 from orchestrator.records import ConcurrencyError, ExecutionRecord, sync_pipeline
@@ -18,9 +21,16 @@ from orchestrator.recovery import buried_recently, recover_stale
 
 
 @pytest.fixture(scope="module")
-def control(engine: Engine) -> Engine:
-    ensure_schema(engine, "flx")
-    return engine
+def control(db_settings: DatabaseSettings) -> Iterator[Engine]:
+    """Its own control schema: the executions these tests leave running must not meet another test's
+    stale-run recovery in a shared one."""
+    schema = f"ctl_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(db_settings.model_copy(update={"control_schema": schema}))
+    ensure_schema(engine, schema)
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
 
 
 @pytest.fixture
