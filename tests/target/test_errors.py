@@ -62,6 +62,14 @@ def _error_line(stderr: str) -> str:
         ),
         (
             singer(
+                schema_msg("a", {"id": {"type": "integer"}, "u": {"type": "string", "format": "uuid"}}),
+                record("a", {"id": 1, "u": "709ddafe-ed34-4bfa-96f1-33da607744b8"}),
+                record("a", {"id": 2, "u": "709ddafe-ed34-4bfa-96f1-33da607744bg"}),
+            ),
+            ["stream 'a'", "line 3", "field 'u'", "regex"],
+        ),
+        (
+            singer(
                 schema_msg("a", {"id": {"type": "integer"}, "n": {"type": ["null", "number"]}}),
                 record("a", {"id": 1, "n": 1.5}),
                 record("a", {"id": 2, "n": None}),
@@ -131,6 +139,7 @@ def _error_line(stderr: str) -> str:
         "bad-datetime",
         "bad-key-list",
         "bad-uuid",
+        "bad-uuid-canonical-layout",
         "bad-number",
         "null-number",
         "no-such-day",
