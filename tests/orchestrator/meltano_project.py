@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from flx_core.database import make_engine
 from flx_core.migrate import ensure_schema
-from flx_core.models import Execution, Pipeline
+from flx_core.models import Execution, ExecutionEvent, Pipeline
 from flx_core.settings import DatabaseSettings
 
 BIN = Path(sys.executable).parent
@@ -187,3 +187,14 @@ def executions(engine: Engine, pipeline: str) -> list[Execution]:
         )
         session.expunge_all()
         return rows
+
+
+def events(engine: Engine, execution_id: uuid.UUID) -> list[tuple[int, str, dict[str, Any]]]:
+    """An execution's events as (seq, type, payload), oldest first."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ExecutionEvent.seq, ExecutionEvent.type, ExecutionEvent.payload)
+            .where(ExecutionEvent.execution_id == execution_id)
+            .order_by(ExecutionEvent.seq)
+        )
+        return [(seq, type_, payload) for seq, type_, payload in rows]

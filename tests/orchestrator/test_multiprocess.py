@@ -22,10 +22,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from flx_core.models import Execution, ExecutionEvent, Pipeline, ScheduleTick
+from flx_core.models import Execution, Pipeline, ScheduleTick
 from flx_core.settings import libpq_conninfo
 from orchestrator.queue import QUEUE_SCHEMA
-from tests.orchestrator.meltano_project import BIN, MeltanoProject, executions, make_project
+from tests.orchestrator.meltano_project import BIN, MeltanoProject, events, executions, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -206,10 +206,5 @@ def _queued_triggers(database_url: URL, queue: str) -> list[str]:
 
 
 def _last_event_reason(engine: Engine, execution: Execution) -> str | None:
-    with Session(engine) as session:
-        event = session.scalars(
-            select(ExecutionEvent)
-            .where(ExecutionEvent.execution_id == execution.id)
-            .order_by(ExecutionEvent.seq.desc())
-        ).first()
-    return None if event is None else event.payload.get("reason")
+    log = events(engine, execution.id)
+    return log[-1][2].get("reason") if log else None

@@ -11,15 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from flx_core.models import Execution, ExecutionEvent, StreamLoad, ValidationResult
-from tests.orchestrator.meltano_project import MeltanoProject, executions, make_project
+from flx_core.models import Execution, StreamLoad, ValidationResult
+from tests.orchestrator.meltano_project import MeltanoProject, events, executions, make_project
 from tests.orchestrator.webhook import Webhook, webhook_server
 
 pytestmark = pytest.mark.slow
@@ -47,16 +46,6 @@ def hook() -> Iterator[Webhook]:
 
 def latest(engine: Engine, pipeline: str) -> Execution:
     return executions(engine, pipeline)[-1]
-
-
-def events(engine: Engine, execution_id: uuid.UUID) -> list[tuple[int, str, dict[str, Any]]]:
-    with Session(engine) as session:
-        rows = session.execute(
-            select(ExecutionEvent.seq, ExecutionEvent.type, ExecutionEvent.payload)
-            .where(ExecutionEvent.execution_id == execution_id)
-            .order_by(ExecutionEvent.seq)
-        )
-        return [(seq, type_, payload) for seq, type_, payload in rows]
 
 
 def wait_for_status(engine: Engine, pipeline: str, status: str, timeout: float = 60) -> Execution:

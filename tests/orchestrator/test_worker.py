@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session
 
-from flx_core.models import Execution, ExecutionEvent
-from tests.orchestrator.meltano_project import MeltanoProject, executions, make_project
+from flx_core.models import Execution
+from tests.orchestrator.meltano_project import MeltanoProject, events, executions, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -107,11 +106,5 @@ def test_queued_runs_execute_once_and_a_killed_workers_job_is_retried(
     )
     survivor = next(w for w in workers if w is not victim)
     assert retried.pid == survivor.pid
-    with Session(engine) as session:
-        last_event = session.scalars(
-            select(ExecutionEvent)
-            .where(ExecutionEvent.execution_id == first.id)
-            .order_by(ExecutionEvent.seq.desc())
-        ).first()
-    assert last_event is not None and last_event.payload["reason"] == "stale_heartbeat"
+    assert events(engine, first.id)[-1][2]["reason"] == "stale_heartbeat"
     assert len(executions(engine, "ok-job")) == 1, "a queued run executes exactly once"
