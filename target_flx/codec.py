@@ -17,9 +17,10 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Raw
 
+from target_flx import copybin
 from target_flx.convert import Converter, converter, raw_to_jsonb
+from target_flx.copybin import CONST, EXTRACTED, FIELD, VERSION, PlanColumn
 from target_flx.errors import InputError, MissingKeyProperty
-from target_flx.pgbinary import encode_timestamptz
 from target_flx.types import (
     UUID_PATTERN,
     UUID_TEXT,
@@ -92,15 +93,16 @@ class RecordCodec:
         strict: list[tuple[Any, ...]] = []
         rename: dict[str, str] = {}
         converters: dict[int, Converter] = {}
-        self._uuid_fields: list[tuple[str, str]] = []  # checked a batch at a time, see _check_uuids
-        self._number_fields: list[tuple[str, str, bool]] = []  # (attr, property, null allowed)
-        # Numeric columns travel as their exact JSON text and PostgreSQL parses them (see write.py): no
-        # Decimal object and no per-value binary encoding in Python, the costliest value we load.
-        # Not keys: upserts keep the last record per key by comparing values, and 1.0 is the same key as 1.
-        self.text_columns = frozenset(
-            c.name for c in self.columns if _as_text(c) and c.prop not in key_properties
-        )
+        self.key_attributes = [f"f{i}" for i, c in enumerate(record_columns) if c.prop in key_properties]
+        self._number_fields: list[str] = []  # attributes holding a number's raw JSON text
+        # Numbers are decoded as their exact JSON text and encoded to numeric's binary form from it (see
+        # copybin.py): no Decimal object. Not keys: upserts keep the last record per key by comparing
+        # values, and 1.0 is the same key as 1.
+        raw_number_columns = {
+            c.name for c in self.columns if _as_raw_number(c) and c.prop not in key_properties
+        }
         text_fields: set[int] = set()
+        not_null: set[int] = set()
         for i, col in enumerate(record_columns):
             assert col.prop is not None
             schema = property_schemas.get(col.prop, {})
@@ -117,14 +119,13 @@ class RecordCodec:
             else:
                 strict.append((f"f{i}", typ, None))
             rename[f"f{i}"] = col.prop
-            if decode_type is UUID_TEXT:
-                self._uuid_fields.append((f"f{i}", col.prop))
-            if col.name in self.text_columns:
-                nullable = not (validate and not allows_null(schema)) and not is_key
-                self._number_fields.append((f"f{i}", col.prop, nullable))
+            if col.name in raw_number_columns:
+                self._number_fields.append(f"f{i}")
                 text_fields.add(i)
-        # The batch decoder checks only a UUID's length; its shape is checked for the whole batch at once,
-        # several times faster than a regex per value inside msgspec. One-line decodes stay fully strict.
+                if validate and not allows_null(schema):
+                    not_null.add(i)  # msgspec.Raw takes JSON null too: the encoder refuses it here
+        # The batch decoder checks only a UUID's length; the encoder parses it (refusing what the schema's
+        # pattern refuses), faster than a regex per value inside msgspec. One-line decodes stay fully strict.
         batch = [(f[0], Raw if i in text_fields else _loosen(f[1]), *f[2:]) for i, f in enumerate(strict)]
         self.record_type = msgspec.defstruct(
             f"{_safe(stream)}Record", batch, rename=rename, kw_only=True, gc=False
@@ -136,9 +137,7 @@ class RecordCodec:
         self.message_type = message_type
         self._decoder = msgspec.json.Decoder(list[message_type])  # type: ignore[valid-type]
         self._one = msgspec.json.Decoder(_message_struct(stream, strict_record))
-        self._build = _row_builder(
-            len(record_columns), [c.name for c in self.columns if c.prop is None], converters, text_fields
-        )
+        self._plan = _plan(self.columns, converters, not_null)
 
     def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
         """Decode as many leading lines as are valid; report the first invalid one."""
@@ -152,41 +151,7 @@ class RecordCodec:
         if failure is not None:
             good = lines[: failure.index]
             messages = self._decoder.decode(b"[" + b",".join(good) + b"]") if good else []
-        if self._uuid_fields and (bad := self._check_uuids(messages)) is not None:
-            messages, failure = messages[: bad.index], bad
-        if self._number_fields and (bad := self._check_numbers(messages)) is not None:
-            messages, failure = messages[: bad.index], bad
         return messages, failure
-
-    def _check_numbers(self, messages: list[Any]) -> DecodeFailure | None:
-        """The first record whose number property holds something else. msgspec has checked that each raw
-        value is valid JSON, and a valid JSON value starting with a digit or '-' is a number: one search for
-        a line starting otherwise checks the whole batch."""
-        for attr, prop, nullable in self._number_fields:
-            present = [v for m in messages if (v := getattr(m.record, attr)) is not None]
-            if not present:
-                continue
-            starts = _NOT_NUMBER_OR_NULL if nullable else _NOT_NUMBER
-            if starts.search(b"\n" + b"\n".join(present)) is None:
-                continue
-            for index, message in enumerate(messages):
-                value = getattr(message.record, attr)
-                if value is not None and starts.match(b"\n" + bytes(value)[:1]):
-                    got = bytes(value)[:40].decode(errors="replace")
-                    return DecodeFailure(index, prop, f"Expected a number, got {got}")
-        return None
-
-    def _check_uuids(self, messages: list[Any]) -> DecodeFailure | None:
-        """The first record whose UUID property is not a UUID (one regex over the batch when all are)."""
-        for attr, prop in self._uuid_fields:
-            values = [getattr(m.record, attr) for m in messages]
-            present = [v for v in values if v is not None]
-            if not present or _canonical_uuids(present) or _UUIDS.fullmatch("\n".join(present) + "\n"):
-                continue
-            for index, value in enumerate(values):
-                if value is not None and not _UUID.fullmatch(value):
-                    return DecodeFailure(index, prop, f"Expected str matching regex {UUID_PATTERN!r}")
-        return None
 
     def decode_lenient(self, line: bytes) -> Any:
         """The slow path for one line the strict decoder refused, accepting what JSON Schema accepts and
@@ -206,14 +171,36 @@ class RecordCodec:
         return self._as_batch_layout(message)
 
     def _as_batch_layout(self, message: Any) -> Any:
-        for attr, _, _ in self._number_fields:  # the batch layout carries numbers as their JSON text
+        for attr in self._number_fields:  # the batch layout carries numbers as their JSON text
             if (value := getattr(message.record, attr)) is not None:
                 setattr(message.record, attr, Raw(str(value).encode()))
         return message
 
-    def rows(self, messages: list[Any], meta: BatchMeta) -> list[tuple[Any, ...]]:
-        received = encode_timestamptz(meta.received_at)  # one value for the whole batch: encode it once
-        return self._build(messages, received, meta.sequence, meta.sync_started_at, _Extracted(self.stream))
+    def encode(self, messages: list[Any], meta: BatchMeta) -> bytes | DecodeFailure:
+        """The batch's binary COPY stream, or the first record holding a value its column cannot take."""
+        received = _encode_timestamptz(meta.received_at)  # one value for the whole batch: encode it once
+        values = {
+            "_sdc_extracted_at": _Extracted(self.stream),
+            "_sdc_received_at": received,
+            "_sdc_batched_at": received,
+            "_sdc_sequence": meta.sequence,
+            "_sdc_sync_started_at": meta.sync_started_at,
+        }
+        plan = [p._replace(arg=values[p.arg]) if p.source in (EXTRACTED, CONST) else p for p in self._plan]
+        result = copybin.encode(messages, plan)
+        if isinstance(result, bytes):
+            return result
+        index, column_index, message = result
+        column = self.columns[column_index]
+        if column.prop is None:
+            return DecodeFailure(index, column.name, message)
+        value = getattr(messages[index].record, plan[column_index].arg)
+        if message == "not a UUID":
+            message = f"Expected str matching regex {UUID_PATTERN!r}"
+        elif message.startswith("Expected a number"):
+            got = "null" if value is None else bytes(value)[:40].decode(errors="replace")
+            message = f"Expected a number, got {got}"
+        return DecodeFailure(index, column.prop, message)
 
 
 class _Extracted(dict[str | None, bytes | None]):
@@ -229,32 +216,23 @@ class _Extracted(dict[str | None, bytes | None]):
             value = msgspec.convert(key, datetime.datetime)
         except msgspec.ValidationError:
             raise InputError(f"time_extracted {key!r} is not a date-time", stream=self.stream) from None
-        self[key] = encoded = encode_timestamptz(value)
+        self[key] = encoded = _encode_timestamptz(value)
         return encoded
 
 
+def _encode_timestamptz(value: datetime.datetime) -> bytes:
+    encoded = copybin.encode_value(copybin.kind_of("timestamptz"), value)
+    assert encoded is not None
+    return encoded
+
+
 _LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
-_UUID_BODY = UUID_PATTERN.removeprefix("^").removesuffix("$")
-_UUID = re.compile(_UUID_BODY)
-_UUIDS = re.compile(f"(?:{_UUID_BODY}\n)*")
-_HEX_TO_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)
-_CANONICAL_UUID = b"00000000-0000-0000-0000-000000000000\n"
-
-
-def _canonical_uuids(values: list[str]) -> bool:
-    """All in the 8-4-4-4-12 hex form: one byte translation and one comparison, 5x faster than the regex
-    (which still decides the other forms the schema's pattern allows)."""
-    return ("\n".join(values) + "\n").encode().translate(_HEX_TO_ZERO) == _CANONICAL_UUID * len(values)
-
-
 # A value holding a newline cannot pass as two: each piece would be shorter than a UUID.
 _UUID_SHAPE = Annotated[str, msgspec.Meta(max_length=36)]
-_NOT_NUMBER = re.compile(rb"\n[^-0-9]")
-_NOT_NUMBER_OR_NULL = re.compile(rb"\n[^-0-9n]")  # a valid JSON value starting with n is null
 
 
-def _as_text(col: Column) -> bool:
-    """Columns loaded from their JSON text: JSON numbers into numeric."""
+def _as_raw_number(col: Column) -> bool:
+    """Columns decoded as their JSON text: JSON numbers into numeric."""
     return col.prop is not None and col.json_kind == "number" and normalize(col.pg_type) == "numeric"
 
 
@@ -350,35 +328,26 @@ def _converter(col: Column) -> Converter | None:
     return converter(col.json_kind, col.pg_type)
 
 
-def _row_builder(
-    n_record: int, computed: list[str], converters: dict[int, Converter], text_fields: set[int]
-) -> Any:
-    """Generate `[(r.f0, c3(r.f3), …, m.time_extracted, received, …) for m in messages]` for one layout."""
-    parts = []
-    for i in range(n_record):
-        if i in text_fields:  # raw JSON number text (JSON null included), sent as it is: see write.py
-            parts.append(f"r.f{i}")
-        elif converters.get(i) is raw_to_jsonb:  # the commonest converter, inlined: no call per value
-            parts.append(
-                f"(None if (x{i} := r.f{i}) is None or (len(x{i}) == 4 and bytes(x{i}) == NULL) else x{i})"
-            )
-        else:
-            parts.append(f"c{i}(r.f{i})" if i in converters else f"r.f{i}")
+def _plan(
+    columns: Sequence[Column], converters: dict[int, Converter], not_null: set[int]
+) -> list[PlanColumn]:
+    """Where each column's value comes from; metadata columns name their per-batch value (see `encode`)."""
     sources = {
-        "_sdc_extracted_at": "extracted[m.time_extracted]",
-        "_sdc_received_at": "received",
-        "_sdc_batched_at": "received",
-        "_sdc_sequence": "sequence",
-        "_sdc_table_version": "m.version",
-        "_sdc_sync_started_at": "sync",
+        "_sdc_extracted_at": EXTRACTED,
+        "_sdc_received_at": CONST,
+        "_sdc_batched_at": CONST,
+        "_sdc_sequence": CONST,
+        "_sdc_table_version": VERSION,
+        "_sdc_sync_started_at": CONST,
     }
-    parts.extend(sources[name] for name in computed)
-    body = ", ".join(parts) + ("," if len(parts) == 1 else "")
-    source = (
-        "def build(messages, received, sequence, sync, extracted):\n"
-        f"    return [({body}) for m in messages for r in (m.record,)]\n"
-    )
-    namespace: dict[str, Any] = {f"c{i}": conv for i, conv in converters.items()}
-    namespace["NULL"] = b"null"
-    exec(compile(source, "<target_flx.codec>", "exec"), namespace)
-    return namespace["build"]
+    plan, i = [], 0  # i: the record field's number, as in the struct (f0, f1, …)
+    for col in columns:
+        if col.prop is None:
+            plan.append(PlanColumn(sources[col.name], col.name, copybin.kind_of(col.pg_type), None))
+            continue
+        conv = converters.get(i)
+        kind = copybin.NUMERIC_NOT_NULL if i in not_null else copybin.kind_of(col.pg_type)
+        # JSON null in a jsonb column is SQL NULL: the encoder does that itself, no call per value
+        plan.append(PlanColumn(FIELD, f"f{i}", kind, None if conv is raw_to_jsonb else conv))
+        i += 1
+    return plan

@@ -15,8 +15,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from target_flx import pgbinary
-
 T = TypeVar("T")
 
 
@@ -29,10 +27,10 @@ class LoopThread:
 
     @staticmethod
     async def _create_pool(connect_kwargs: dict[str, Any], pool_size: int) -> asyncpg.Pool:
-        # No statement cache: COPY introspects its table with a cached SELECT, which would go stale when
-        # a column is widened mid-run. One extra round trip per batch is nothing next to the COPY.
+        # No statement cache: a cached statement's result types go stale when a column is widened
+        # mid-run. One extra round trip per batch is nothing next to the COPY.
         return await asyncpg.create_pool(
-            min_size=1, max_size=pool_size, init=pgbinary.register, statement_cache_size=0, **connect_kwargs
+            min_size=1, max_size=pool_size, statement_cache_size=0, **connect_kwargs
         )
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:

@@ -8,6 +8,7 @@ batches as well as within one.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import datetime
 import logging
@@ -15,13 +16,21 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from target_flx import write
-from target_flx.codec import COMPUTED_METADATA, DELETED_AT, BatchMeta, Column, RecordCodec, input_error
+from target_flx.codec import (
+    COMPUTED_METADATA,
+    DELETED_AT,
+    BatchMeta,
+    Column,
+    DecodeFailure,
+    RecordCodec,
+    input_error,
+)
 from target_flx.ddl import TableSpec, ensure_table
 from target_flx.errors import InputError, LoadError
 from target_flx.history import History
@@ -200,36 +209,66 @@ class StreamLoader:
             self.flush()
 
     def flush(self) -> None:
-        """Decode the buffered lines and hand the batch to the loop thread."""
+        """Decode and encode the buffered lines, and hand the batch to the loop thread."""
         if not self.lines:
             return
         lines, numbers, nbytes = self.lines, self.line_numbers, self.nbytes
         self.lines, self.line_numbers, self.nbytes = [], [], 0
-        messages = self._decode(lines, numbers)
-        del lines  # the raw batch is the largest thing we hold: free it before building rows
-        assert self.codec is not None
+        messages, kept = self._decode(lines, numbers)
         now = datetime.datetime.now(datetime.UTC)
         meta = BatchMeta(
             received_at=now, sequence=int(now.timestamp() * 1000), sync_started_at=self.sync_started_at
         )
-        rows = self.codec.rows(messages, meta)
-        as_text = self.codec.text_columns
-        del messages
-        if self.method in ("upsert", "overwrite") and self.key_columns and rows:
-            rows = self._last_per_key(rows)
-        if rows:
-            future = self.loop.submit(self._write(rows, as_text, nbytes, numbers[0], numbers[-1]))
+        payload, messages, kept = self._encode(messages, kept, lines, numbers, meta)
+        assert self.codec is not None
+        if self.method in ("upsert", "overwrite") and self.key_columns and messages:
+            # after the bad records are out: a rejected record must not displace its key's earlier one
+            unique = self._last_per_key(messages)
+            if len(unique) != len(messages):
+                messages = unique
+                encoded = self.codec.encode(messages, meta)  # every record in it has encoded once already
+                assert isinstance(encoded, bytes)
+                payload = encoded
+        count = len(messages)
+        del lines, messages  # the raw batch and its records are the largest things we hold
+        if count:
+            future = self.loop.submit(self._write(payload, count, nbytes, numbers[0], numbers[-1]))
             self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
         while len(self.inflight) > 2:  # two batches in the database, one being decoded: memory stays bounded
             self._settle(self.inflight[0].future.result)
 
-    def _decode(self, lines: list[bytes], numbers: list[int]) -> list[Any]:
+    def _encode(
+        self, messages: list[Any], kept: list[int], lines: list[bytes], numbers: list[int], meta: BatchMeta
+    ) -> tuple[bytes, list[Any], list[int]]:
+        """The COPY stream; a record holding a value its column cannot take gets what a decode failure gets
+        (the lenient one-line decode, else the error or the quarantine)."""
+        assert self.codec is not None
+        while True:
+            result = self.codec.encode(messages, meta)
+            if isinstance(result, bytes):
+                return result, messages, kept
+            line_number = kept[result.index]
+            line = lines[bisect.bisect_left(numbers, line_number)]
+            replacement = self._lenient(line, line_number, result)
+            if replacement is not None and isinstance(self.codec.encode([replacement], meta), bytes):
+                messages[result.index] = replacement
+                continue
+            if replacement is not None:
+                self._reject(line, line_number, result)
+            messages = messages[: result.index] + messages[result.index + 1 :]
+            kept = kept[: result.index] + kept[result.index + 1 :]
+
+    def _decode(self, lines: list[bytes], numbers: list[int]) -> tuple[list[Any], list[int]]:
+        """The batch's records and their line numbers (`numbers` itself when every line was kept)."""
         assert self.codec is not None
         messages: list[Any] = []
+        kept: list[int] | None = None  # built only once a line is dropped
         pos, widened = 0, set()
         while pos < len(lines):
             good, failure = self.codec.decode(lines[pos:])
             messages.extend(good)
+            if kept is not None:
+                kept.extend(numbers[pos : pos + len(good)])
             if failure is None:
                 break
             index = pos + failure.index
@@ -244,36 +283,46 @@ class StreamLoader:
                 self.widen_to_numeric(column)
                 pos = index
                 continue
-            try:
-                messages.append(self.codec.decode_lenient(lines[index]))
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                error = input_error(self.stream, numbers[index], failure, self.keys)
-                if self.settings.on_invalid_record != "quarantine":
-                    raise error from None
-                self.quarantine.append(
-                    (
-                        self.stream,
-                        numbers[index],
-                        failure.field,
-                        failure.message,
-                        lines[index].decode(errors="replace"),
-                    )
-                )
-                self.stats.quarantined += 1
+            replacement = self._lenient(lines[index], numbers[index], failure)
+            if replacement is not None:
+                messages.append(replacement)
+                if kept is not None:
+                    kept.append(numbers[index])
+            elif kept is None:
+                kept = numbers[:index]
             pos = index + 1
-        return messages
+        return messages, numbers if kept is None else kept
+
+    def _lenient(self, line: bytes, line_number: int, failure: DecodeFailure) -> Any:
+        """The line decoded by the lenient path, or None when it is quarantined; raises the input error."""
+        assert self.codec is not None
+        try:
+            return self.codec.decode_lenient(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            self._reject(line, line_number, failure)
+            return None
+
+    def _reject(self, line: bytes, line_number: int, failure: DecodeFailure) -> None:
+        error = input_error(self.stream, line_number, failure, self.keys)
+        if self.settings.on_invalid_record != "quarantine":
+            raise error from None
+        self.quarantine.append(
+            (self.stream, line_number, failure.field, failure.message, line.decode(errors="replace"))
+        )
+        self.stats.quarantined += 1
 
     def _column_for(self, prop: str | None) -> Column | None:
         return next((c for c in self.columns if c.prop == prop), None) if prop else None
 
-    def _last_per_key(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        names = [c.name for c in self.columns]
-        getter = itemgetter(*[names.index(k) for k in self.key_columns])
-        unique = {getter(row): row for row in rows}
-        return list(unique.values()) if len(unique) != len(rows) else rows
+    def _last_per_key(self, messages: list[Any]) -> list[Any]:
+        """Within a batch the last record of a key wins (one INSERT … ON CONFLICT cannot take a key twice)."""
+        assert self.codec is not None
+        key = attrgetter(*[f"record.{attr}" for attr in self.codec.key_attributes])
+        last = dict(zip(map(key, messages), messages, strict=True))
+        return list(last.values()) if len(last) != len(messages) else messages
 
     async def _write(
-        self, rows: list[tuple[Any, ...]], as_text: frozenset[str], nbytes: int, first: int, last: int
+        self, payload: bytes, count: int, nbytes: int, first: int, last: int
     ) -> write.BatchResult:
         """COPY concurrently with the previous batch, but merge and commit strictly after it.
 
@@ -288,13 +337,13 @@ class StreamLoader:
         try:
             async with self.loop.pool.acquire() as conn, conn.transaction():
                 if self.method == "append-only" or not self.key_columns:
-                    result = await write.append(conn, self.schema, self.write_table, columns, rows, as_text)
+                    result = await write.append(conn, self.schema, self.write_table, columns, payload)
                     await _after(previous, first)
                 else:
-                    await write.stage(conn, self.schema, self.write_table, columns, rows, as_text)
+                    await write.stage(conn, self.schema, self.write_table, columns, payload)
                     await _after(previous, first)
                     result = await write.merge(
-                        conn, self.schema, self.write_table, columns, self.key_columns, len(rows), as_text
+                        conn, self.schema, self.write_table, columns, self.key_columns, count
                     )
                 await write.account(conn, ref, result, nbytes)
             committed = True

@@ -37,33 +37,21 @@ class LoadRef:
 
 
 async def append(
-    conn: asyncpg.Connection,
-    schema: str,
-    table: str,
-    columns: Sequence[str],
-    rows: list[tuple[Any, ...]],
-    as_text: frozenset[str] = frozenset(),
+    conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str], payload: bytes
 ) -> BatchResult:
-    """COPY straight into the table; with columns sent as text, through the stage and one INSERT."""
-    if not as_text:
-        await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=rows)
-        return BatchResult(inserted=len(rows))
-    await stage(conn, schema, table, columns, rows, as_text)
-    col_list = ", ".join(quote(c) for c in columns)
-    status = await conn.execute(
-        f"INSERT INTO {qualified(schema, table)} ({col_list}) "
-        f"SELECT {_select_list(columns, as_text)} FROM {quote(_stage_name(schema, table))}"
-    )
+    """Binary COPY straight into the table."""
+    status = await _copy(conn, schema, table, columns, payload)
     return BatchResult(inserted=int(status.split()[-1]))
 
 
-def _select_list(columns: Sequence[str], as_text: frozenset[str]) -> str:
-    """The stage's columns; `as_text` ones hold a JSON number's bytes (or `null`), which PostgreSQL parses:
-    exact, since numeric input is decimal."""
-    return ", ".join(
-        f"NULLIF(convert_from({quote(c)}, 'UTF8'), 'null')::numeric" if c in as_text else quote(c)
-        for c in columns
+async def _copy(
+    conn: asyncpg.Connection, schema: str | None, table: str, columns: Sequence[str], payload: bytes
+) -> str:
+    # A memoryview: asyncpg would take bytes for a file path.
+    status: str = await conn.copy_to_table(
+        table, schema_name=schema, columns=list(columns), source=memoryview(payload), format="binary"
     )
+    return status
 
 
 def _stage_name(schema: str, table: str) -> str:
@@ -71,23 +59,16 @@ def _stage_name(schema: str, table: str) -> str:
 
 
 async def stage(
-    conn: asyncpg.Connection,
-    schema: str,
-    table: str,
-    columns: Sequence[str],
-    rows: list[tuple[Any, ...]],
-    as_text: frozenset[str] = frozenset(),
+    conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str], payload: bytes
 ) -> None:
-    """COPY into a temp table shaped like the target, dropped at commit; `as_text` columns are raw bytes
-    there (asyncpg sends msgspec's raw JSON text as it is: no per-value work in Python).
+    """COPY into a temp table shaped like the target, dropped at commit.
     For upserts, rows must be unique on the keys (the caller keeps the last record of each key)."""
+    stage_table = _stage_name(schema, table)
     like = qualified(schema, table)
-    stage_table = quote(_stage_name(schema, table))
-    await conn.execute(f"CREATE TEMP TABLE {stage_table} (LIKE {like} INCLUDING DEFAULTS) ON COMMIT DROP")
-    if as_text:
-        changes = ", ".join(f"ALTER COLUMN {quote(c)} TYPE bytea USING NULL" for c in sorted(as_text))
-        await conn.execute(f"ALTER TABLE {stage_table} {changes}")
-    await conn.copy_records_to_table(_stage_name(schema, table), columns=list(columns), records=rows)
+    await conn.execute(
+        f"CREATE TEMP TABLE {quote(stage_table)} (LIKE {like} INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    await _copy(conn, None, stage_table, columns, payload)
 
 
 async def merge(
@@ -97,7 +78,6 @@ async def merge(
     columns: Sequence[str],
     keys: Sequence[str],
     staged: int,
-    as_text: frozenset[str] = frozenset(),
 ) -> BatchResult:
     """`INSERT … ON CONFLICT DO UPDATE` from the stage; rows whose data did not change are not rewritten."""
     col_list = ", ".join(quote(c) for c in columns)
@@ -115,7 +95,7 @@ async def merge(
         f"""
         WITH written AS (
             INSERT INTO {qualified(schema, table)} AS t ({col_list})
-            SELECT {_select_list(columns, as_text)} FROM {quote(_stage_name(schema, table))}
+            SELECT {col_list} FROM {quote(_stage_name(schema, table))}
             ON CONFLICT ({key_list}) {action}
             RETURNING (xmax = 0) AS inserted
         )

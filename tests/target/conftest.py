@@ -18,7 +18,20 @@ import pytest
 from sqlalchemy.engine import URL
 
 from flx_core.settings import libpq_conninfo
+from target_flx import copybin
 from target_flx.target import TargetFlx
+
+
+@pytest.fixture(params=["c", "python"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a test with the C encoder and again with the Python reference (in-process and in CLIs)."""
+    if request.param == "c" and not copybin.extension_built():
+        pytest.skip("the C extension was not built")
+    python = request.param == "python"
+    monkeypatch.setenv("TARGET_FLX_ENCODER", "python" if python else "c")
+    copybin.use_python(python)
+    yield request.param
+    copybin.use_python(False)
 
 
 @dataclass

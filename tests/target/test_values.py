@@ -7,7 +7,12 @@ import decimal
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.target.singer_io import record, schema_msg, singer, state
+
+# Every value test runs with the C encoder and with the Python reference encoder.
+pytestmark = pytest.mark.usefixtures("encoder")
 
 UTC = datetime.UTC
 PROPS = {
