@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from target_flx import write
@@ -105,6 +106,11 @@ class StreamLoader:
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
         self._overwrite_started = False
+        self.generation = 0
+        # Upserts of keys beyond every key the table holds skip the stage (see `_new_keys`): the lowest and
+        # highest key known to be in the table, `None` when it is empty; `_bounded` False turns this off.
+        self._bounded = False
+        self._key_range: tuple[Any, Any] | None = None
 
     # -- schema -----------------------------------------------------------------------------------
 
@@ -166,7 +172,10 @@ class StreamLoader:
         return self.settings.process_activate_version_messages and name == "_sdc_table_version"
 
     def _rebuild_codec(self) -> None:
+        """Called whenever the table's columns change (with no batch in flight)."""
         assert self._raw_schema is not None
+        self.generation += 1  # a new staging table for the new layout
+        self._load_key_range()
         self.codec = RecordCodec(
             self.stream,
             self.columns,
@@ -175,6 +184,41 @@ class StreamLoader:
             list(self._raw_schema.get("required") or []),
             validate=self.settings.validate_records,
         )
+
+    def _load_key_range(self) -> None:
+        """For one integer or date key (compared alike by Python and PostgreSQL), its lowest and highest
+        value in the table: two reads of the key's unique index."""
+        key = [c for c in self.columns if c.prop is not None and c.name in self.key_columns]
+        self._bounded = (
+            self.method in ("upsert", "overwrite")
+            and len(key) == 1
+            and (key[0].json_kind, normalize(key[0].pg_type))
+            in {("integer", "smallint"), ("integer", "integer"), ("integer", "bigint"), ("date", "date")}
+        )
+        if self._bounded:
+            self._key_range = self.loop.run(self._read_key_range(key[0].name))
+
+    async def _read_key_range(self, column: str) -> tuple[Any, Any] | None:
+        name, table = write.quote(column), write.qualified(self.schema, self.write_table)
+        async with self.loop.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT (SELECT {name} FROM {table} ORDER BY {name} LIMIT 1) AS lo,"
+                f" (SELECT {name} FROM {table} ORDER BY {name} DESC LIMIT 1) AS hi"
+            )
+        return None if row is None or row["lo"] is None else (row["lo"], row["hi"])
+
+    def _new_keys(self, messages: list[Any]) -> bool:
+        """Whether every key of the batch lies outside the range of keys already in the table (or sent
+        before in this run): then no row can conflict and the batch is COPYed straight in, as an append.
+        Ever-growing ids, the usual shape of a backfill or an incremental load, take this path."""
+        if not self._bounded or not messages:
+            return False
+        assert self.codec is not None
+        values = list(map(attrgetter(f"record.{self.codec.key_attributes[0]}"), messages))
+        lo, hi = min(values), max(values)
+        known = self._key_range
+        self._key_range = (lo, hi) if known is None else (min(lo, known[0]), max(hi, known[1]))
+        return known is None or lo > known[1] or hi < known[0]
 
     async def _ensure(self, spec: TableSpec) -> dict[str, str]:
         async with self.loop.pool.acquire() as conn:
@@ -230,11 +274,12 @@ class StreamLoader:
                 assert isinstance(encoded, bytes)
                 payload = encoded
         count = len(messages)
+        direct = self._new_keys(messages)
         del lines, messages  # the raw batch and its records are the largest things we hold
         if count:
-            future = self.loop.submit(self._write(payload, count, nbytes, numbers[0], numbers[-1]))
+            future = self.loop.submit(self._write(payload, count, nbytes, numbers[0], numbers[-1], direct))
             self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
-        while len(self.inflight) > 2:  # two batches in the database, one being decoded: memory stays bounded
+        while len(self.inflight) > 3:  # three batches in the database, one being decoded: memory stays bounded
             self._settle(self.inflight[0].future.result)
 
     def _encode(
@@ -322,7 +367,7 @@ class StreamLoader:
         return list(last.values()) if len(last) != len(messages) else messages
 
     async def _write(
-        self, payload: bytes, count: int, nbytes: int, first: int, last: int
+        self, payload: bytes, count: int, nbytes: int, first: int, last: int, direct: bool = False
     ) -> write.BatchResult:
         """COPY concurrently with the previous batch, but merge and commit strictly after it.
 
@@ -336,14 +381,26 @@ class StreamLoader:
         committed = False
         try:
             async with self.loop.pool.acquire() as conn, conn.transaction():
+                if direct:
+                    try:
+                        async with conn.transaction():  # a savepoint: a conflict falls back to the merge
+                            result = await write.append(conn, self.schema, self.write_table, columns, payload)
+                    except asyncpg.UniqueViolationError:  # another writer got there first
+                        log.info(
+                            "stream %r, lines %d-%d: keys already present, merging", self.stream, first, last
+                        )
+                        direct = False
                 if self.method == "append-only" or not self.key_columns:
                     result = await write.append(conn, self.schema, self.write_table, columns, payload)
                     await _after(previous, first)
+                elif direct:
+                    await _after(previous, first)
                 else:
-                    await write.stage(conn, self.schema, self.write_table, columns, payload)
+                    generation = self.generation
+                    await write.stage(conn, self.schema, self.write_table, columns, payload, generation)
                     await _after(previous, first)
                     result = await write.merge(
-                        conn, self.schema, self.write_table, columns, self.key_columns, count
+                        conn, self.schema, self.write_table, columns, self.key_columns, count, generation
                     )
                 await write.account(conn, ref, result, nbytes)
             committed = True

@@ -134,3 +134,80 @@ def test_number_keys_and_values_upsert_exactly(
     )
     rows = query(f'SELECT k::text, n::text FROM "{target_schema}".nk ORDER BY k')
     assert rows == [("1.0", BIG), ("2.5", None), ("3", "-0.0000001")]
+
+
+def test_upsert_of_new_keys_skips_the_stage_and_overlaps_still_merge(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches whose keys lie beyond every key in the table are COPYed straight in; any batch that could
+    conflict (a key below the highest one loaded, a key repeated from an earlier batch) is merged, and
+    the result is exactly what merging every batch would give."""
+    from target_flx import write
+
+    merged: list[int] = []
+    real_merge = write.merge
+
+    async def counting_merge(*args: Any, **kwargs: Any) -> Any:
+        result = await real_merge(*args, **kwargs)
+        merged.append(result.inserted + result.updated + result.unchanged)
+        return result
+
+    monkeypatch.setattr(write, "merge", counting_merge)
+    ids = [1, 2, 3, 4, 5, 6, 2, 7, 10, 11, 9, 12]  # batches of 2: [1,2] [3,4] [5,6] [2,7] [10,11] [9,12]
+    load(
+        singer(
+            schema_msg("t", PROPS, ["id"]), *[record("t", {"id": i, "v": f"r{n}"}) for n, i in enumerate(ids)]
+        ),
+        batch_size_rows=2,
+    )
+    assert merged == [2, 2]  # [2,7] repeats 2; [9,12] has 9 below 11; the other four went straight in
+    expected = {i: f"r{n}" for n, i in enumerate(ids)}  # the last record of each key
+    assert _rows(query, target_schema) == sorted(expected.items())
+    loads = query(
+        "SELECT rows_inserted, rows_updated FROM flx.stream_loads WHERE schema_name = %s", target_schema
+    )
+    assert loads == [(11, 1)]
+
+    # a second run: keys above what the table holds go straight in, the rest merge
+    merged.clear()
+    load(
+        singer(
+            schema_msg("t", PROPS, ["id"]), *[record("t", {"id": i, "v": "again"}) for i in (13, 14, 12, 1)]
+        ),
+        batch_size_rows=2,
+    )
+    assert merged == [2]
+    assert _rows(query, target_schema)[-3:] == [(12, "again"), (13, "again"), (14, "again")]
+    assert _rows(query, target_schema)[0] == (1, "again")
+
+
+def test_new_keys_written_by_someone_else_meanwhile_fall_back_to_merge(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str, database_url: Any
+) -> None:
+    """The key range is read when the stream starts; a row another writer adds afterwards makes the
+    straight COPY fail on the unique key, and that batch is merged instead (its savepoint rolled back)."""
+    import psycopg
+
+    from flx_core.settings import libpq_conninfo
+    from target_flx import stream
+
+    load(singer(schema_msg("t", PROPS, ["id"]), record("t", {"id": 1, "v": "a"})))
+    real = stream.StreamLoader._load_key_range
+
+    def then_someone_writes(self: Any) -> None:
+        real(self)
+        with psycopg.connect(libpq_conninfo(database_url), autocommit=True) as conn:
+            conn.execute(f'INSERT INTO "{target_schema}".t (id, v) VALUES (3, %s)', ("theirs",))
+
+    stream.StreamLoader._load_key_range = then_someone_writes  # type: ignore[method-assign]
+    try:
+        load(
+            singer(
+                schema_msg("t", PROPS, ["id"]),
+                record("t", {"id": 2, "v": "b"}),
+                record("t", {"id": 3, "v": "c"}),
+            )
+        )
+    finally:
+        stream.StreamLoader._load_key_range = real  # type: ignore[method-assign]
+    assert _rows(query, target_schema) == [(1, "a"), (2, "b"), (3, "c")]
