@@ -486,12 +486,15 @@ static PyObject *encode(PyObject *module, PyObject *args) {
         cols[c].field.name = cols[c].arg;
         cols[c].field.offset = -1;
     }
-    if (buf_reserve(&b, 19 + nrows * (2 + 8 * ncols) + 2) < 0) goto done;
+    if (buf_reserve(&b, 19 + nrows * (2 + 8 * ncols) + 2) < 0) goto done; /* a first guess */
     memcpy(b.data, HEADER, 19);
     b.len = 19;
 
-    for (Py_ssize_t r = 0; r < nrows; r++) {
+    /* The list's length is read each time round and each message held while its row is encoded:
+     * converters and the fallback are Python code. */
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(messages); r++) {
         PyObject *m = PyList_GET_ITEM(messages, r);
+        Py_INCREF(m);
         if (Py_TYPE(m) != msg_type) { /* first record, or a different struct type: look offsets up again */
             msg_type = Py_TYPE(m);
             f_record.offset = slot_offset(msg_type, n_record);
@@ -499,13 +502,13 @@ static PyObject *encode(PyObject *module, PyObject *args) {
             f_version.offset = slot_offset(msg_type, n_version);
         }
         PyObject *rec = read_field(m, &f_record);
-        if (rec == NULL) goto done;
+        if (rec == NULL) { Py_DECREF(m); goto done; }
         if (Py_TYPE(rec) != rec_type) {
             rec_type = Py_TYPE(rec);
             for (Py_ssize_t c = 0; c < ncols; c++)
                 if (cols[c].source == S_FIELD) cols[c].field.offset = slot_offset(rec_type, cols[c].arg);
         }
-        if (buf_reserve(&b, 2) < 0) { Py_DECREF(rec); goto done; }
+        if (buf_reserve(&b, 2) < 0) { Py_DECREF(rec); Py_DECREF(m); goto done; }
         put16(&b, (int)ncols);
         for (Py_ssize_t c = 0; c < ncols; c++) {
             Col *col = &cols[c];
@@ -531,11 +534,11 @@ static PyObject *encode(PyObject *module, PyObject *args) {
             default:
                 v = read_field(m, &f_version);
             }
-            if (v == NULL) { Py_DECREF(rec); goto done; }
+            if (v == NULL) { Py_DECREF(rec); Py_DECREF(m); goto done; }
             if (col->conv != Py_None && v != Py_None) {
                 PyObject *converted = PyObject_CallOneArg(col->conv, v);
                 Py_DECREF(v);
-                if (converted == NULL) { Py_DECREF(rec); goto done; }
+                if (converted == NULL) { Py_DECREF(rec); Py_DECREF(m); goto done; }
                 v = converted;
             }
             int rc;
@@ -559,7 +562,7 @@ static PyObject *encode(PyObject *module, PyObject *args) {
                         PyObject *text = value ? PyObject_Str(value) : NULL;
                         Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
                         if (text != NULL) result = Py_BuildValue("(nnN)", r, c, text);
-                        Py_DECREF(v); Py_DECREF(rec);
+                        Py_DECREF(v); Py_DECREF(rec); Py_DECREF(m);
                         goto done;
                     }
                     rc = -1;
@@ -580,11 +583,13 @@ static PyObject *encode(PyObject *module, PyObject *args) {
             if (rc == INVALID) {
                 result = Py_BuildValue("(nns)", r, c, why);
                 Py_DECREF(rec);
+                Py_DECREF(m);
                 goto done;
             }
-            if (rc < 0) { Py_DECREF(rec); goto done; }
+            if (rc < 0) { Py_DECREF(rec); Py_DECREF(m); goto done; }
         }
         Py_DECREF(rec);
+        Py_DECREF(m);
     }
     if (buf_reserve(&b, 2) < 0) goto done;
     put16(&b, -1);

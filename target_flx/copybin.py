@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import logging
 import os
 import re
 import struct
@@ -26,8 +25,6 @@ from typing import Any, NamedTuple
 from msgspec import Raw
 
 from target_flx.types import UUID_PATTERN, normalize
-
-log = logging.getLogger(__name__)
 
 try:
     from target_flx import _copybin
@@ -257,13 +254,11 @@ def _numeric(value: Any) -> bytes | None:
     # The power of ten of the first significant digit, then base-10000 groups aligned on the point.
     dweight = len(digits) - 1 + exponent  # Decimal's coefficient has no leading zeros
     weight = dweight // 4
-    last = dweight - (len(significant) - 1)
     padded = "0" * (4 * weight + 3 - dweight) + significant
     padded += "0" * (-len(padded) % 4)
     groups = [int(padded[i : i + 4]) for i in range(0, len(padded), 4)]
     while groups and groups[-1] == 0:
         groups.pop()
-    assert last >= 4 * (weight - len(groups) + 1)
     if dscale > 0x3FFF or not -0x8000 <= weight <= 0x7FFF:
         return _overflow()
     return struct.pack(f"!hhhh{len(groups)}h", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
@@ -271,9 +266,3 @@ def _numeric(value: Any) -> bytes | None:
 
 def _overflow() -> bytes:
     raise InvalidValue("numeric value out of range (PostgreSQL's numeric limits)")
-
-
-def plan_columns(
-    sources: Sequence[tuple[int, Any, str, Callable[[Any], Any] | None]],
-) -> tuple[PlanColumn, ...]:
-    return tuple(PlanColumn(source, arg, kind_of(pg_type), conv) for source, arg, pg_type, conv in sources)

@@ -22,7 +22,7 @@ from singer_sdk.mapper import PluginMapper
 from flx_core.database import resolve
 from flx_core.revision import HEAD
 from flx_core.settings import DatabaseSettings
-from target_flx import mapped, messages
+from target_flx import copybin, mapped, messages
 from target_flx.errors import InputError, RecordBeforeSchema, TargetError
 from target_flx.history import History, RunIdentity
 from target_flx.lines import iter_lines
@@ -57,6 +57,11 @@ def _upgrade_control_schema(db: DatabaseSettings) -> None:
 class LoadRun:
     def __init__(self, config: dict[str, Any], mapper: PluginMapper | None = None) -> None:
         self.settings = LoadSettings.from_config(config)
+        if not copybin.extension_built():
+            log.warning(
+                "target-flx's C encoder (target_flx._copybin) is not built, most likely because no C compiler"
+                " was found at install time: loading with the Python encoder, several times slower"
+            )
         self.mapped = MappedInput(mapper) if mapper is not None and mapped.is_configured(config) else None
         db = resolve(DatabaseSettings.from_config(config))
         self.loop = LoopThread(db.asyncpg_kwargs(), pool_size=max(2, self.settings.max_parallelism))

@@ -279,7 +279,9 @@ class StreamLoader:
         if count:
             future = self.loop.submit(self._write(payload, count, nbytes, numbers[0], numbers[-1], direct))
             self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
-        while len(self.inflight) > 3:  # three batches in the database, one being decoded: memory stays bounded
+        while (
+            len(self.inflight) > 3
+        ):  # three batches in the database, one being decoded: memory stays bounded
             self._settle(self.inflight[0].future.result)
 
     def _encode(
