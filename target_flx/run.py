@@ -25,7 +25,7 @@ from flx_core.settings import DatabaseSettings
 from target_flx import copybin, mapped, messages
 from target_flx.errors import InputError, RecordBeforeSchema, TargetError
 from target_flx.history import History, RunIdentity
-from target_flx.lines import iter_lines
+from target_flx.lines import NUL_ESCAPE, iter_chunks
 from target_flx.loop import LoopThread
 from target_flx.mapped import MappedInput
 from target_flx.naming import quote
@@ -35,7 +35,6 @@ from target_flx.stream import StreamLoader
 from target_flx.summary import print_summary
 
 log = logging.getLogger("target_flx")
-POLL_EVERY = 4096  # a power of two: the hot loop tests it with a mask
 
 
 class Cancelled(TargetError):
@@ -102,20 +101,39 @@ class LoadRun:
         return self.counts
 
     def _read(self, source: IO[Any]) -> None:
-        """The hot loop. A run of RECORDs of one stream (the usual input) takes the fast lane: one prefix
-        test and one append per line; everything else goes through `_dispatch`."""
+        """The hot loop. A run of RECORDs of one stream (the usual input) takes the fast lane: lines that
+        start with the run's prefix are counted in a tight loop and handed to their stream in one call;
+        everything else goes through `_dispatch`, one line at a time."""
         prefix, fast = b"", 0
         loader: Any = None  # set together with `prefix`
         try:
-            for line in iter_lines(source, 1.0, self._on_idle):
-                self.line += 1
-                if prefix and line.startswith(prefix) and b"\\u0000" not in line:
-                    fast += 1
-                    loader.add(line, self.line)
-                else:
-                    prefix, loader = self._dispatch(line)
-                if not self.line & (POLL_EVERY - 1):
+            for lines, may_hold_nul in iter_chunks(source, 1.0, self._on_idle):
+                if may_hold_nul:  # rare: each RECORD line is looked at for the NUL escape
+                    for line in lines:
+                        self.line += 1
+                        if prefix and line.startswith(prefix) and NUL_ESCAPE not in line:
+                            fast += 1
+                            loader.add(line, self.line)
+                        else:
+                            prefix, loader = self._dispatch(line)
                     self._housekeeping()
+                    continue
+                i, n = 0, len(lines)
+                while i < n:
+                    if prefix:
+                        j = i
+                        while j < n and lines[j].startswith(prefix):
+                            j += 1
+                        if j > i:
+                            loader.add_many(lines[i:j] if i or j < n else lines, self.line + 1)
+                            self.line += j - i
+                            fast += j - i
+                            i = j
+                            continue
+                    self.line += 1
+                    prefix, loader = self._dispatch(lines[i])
+                    i += 1
+                self._housekeeping()
         finally:
             self.counts["RECORD"] += fast
 
@@ -147,7 +165,7 @@ class LoadRun:
         loader = self.streams.get(stream)
         if loader is None or loader.codec is None:
             raise RecordBeforeSchema("RECORD before its SCHEMA", stream=stream, line=self.line)
-        if b"\\u0000" in line:
+        if NUL_ESCAPE in line:
             line = strip_nul(line, stream, self.line, sanitize=self.settings.sanitize_null_text_characters)
         loader.add(line, self.line)
 

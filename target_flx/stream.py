@@ -252,6 +252,23 @@ class StreamLoader:
         if len(self.lines) >= self.settings.batch_size_rows or self.nbytes >= self.settings.batch_size_bytes:
             self.flush()
 
+    def add_many(self, lines: list[bytes], first_number: int) -> None:
+        """`add` for consecutive input lines (numbered from `first_number`), a batch's worth at a time."""
+        limit_rows, limit_bytes = self.settings.batch_size_rows, self.settings.batch_size_bytes
+        while lines:
+            take = lines[: max(1, limit_rows - len(self.lines))]
+            size = sum(map(len, take))
+            if self.nbytes + size >= limit_bytes:  # the byte bound falls inside: find it line by line
+                for offset, line in enumerate(lines):
+                    self.add(line, first_number + offset)
+                return
+            self.lines += take
+            self.line_numbers += range(first_number, first_number + len(take))
+            self.nbytes += size
+            if len(self.lines) >= limit_rows:
+                self.flush()
+            lines, first_number = lines[len(take) :], first_number + len(take)
+
     def flush(self) -> None:
         """Decode and encode the buffered lines, and hand the batch to the loop thread."""
         if not self.lines:
