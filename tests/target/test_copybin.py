@@ -281,3 +281,6 @@ def test_whole_batch_with_metadata_sources_matches_reference() -> None:
     finally:
         copybin.use_python(False)
     assert isinstance(c_bytes, bytes) and c_bytes == py_bytes
+    # the generated Python loop and the plain reference loop agree as well
+    reference = copybin._encode_python(messages, plan, copybin._Fallback(plan))
+    assert reference == c_bytes
