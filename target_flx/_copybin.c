@@ -24,7 +24,6 @@ enum Kind {
 enum Source { S_FIELD = 0, S_EXTRACTED = 1, S_CONST = 2, S_VERSION = 3 };
 
 #define PG_EPOCH_ORDINAL 730120 /* date(2000, 1, 1).toordinal() */
-#define USECS_PER_DAY INT64_C(86400000000)
 #define MAX_DEC_DIGITS 1000
 
 /* ---------- output buffer ---------- */
@@ -93,7 +92,7 @@ static int64_t days_from_civil(int y, int m, int d) {
 }
 
 typedef struct {
-    PyObject *zone; /* borrowed while the batch's records keep it alive; we hold a reference anyway */
+    PyObject *zone; /* a reference held for the call: the pointer cannot be reused by another zone */
     int64_t offset_us;
 } ZoneCache;
 

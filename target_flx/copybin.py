@@ -89,8 +89,8 @@ def encode(messages: list[Any], plan: Sequence[PlanColumn]) -> bytes | Failure:
         return _encode_python(messages, plan, fallback)  # it names the first invalid value
 
 
-# TARGET_FLX_ENCODER=python: the reference encoder for whole batches, as on a machine without the
-# extension (tests run the load path both ways; also a way out should the extension ever misbehave).
+# TARGET_FLX_ENCODER=python: batches encoded in Python, as on a machine without the extension (tests run
+# the load path both ways; also a way out should the extension ever misbehave).
 _FORCE_PYTHON = os.environ.get("TARGET_FLX_ENCODER") == "python"
 
 
@@ -205,15 +205,20 @@ def encode_value(kind: int, value: Any) -> bytes | None:
 
 def _epoch_us(value: datetime.datetime) -> int:
     """Microseconds since 2000-01-01 UTC; a naive value is UTC. From the fields, as the extension does,
-    so 0001-01-01 with a positive offset (before year 1 in UTC) is not an OverflowError."""
-    offset = value.utcoffset() if value.tzinfo is not None else None
-    days = value.toordinal() - _PG_EPOCH_ORDINAL
-    us = (
-        (days * 86_400 + value.hour * 3600 + value.minute * 60 + value.second) * 1_000_000
-    ) + value.microsecond
-    if offset is not None:
-        us -= (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
-    return us
+    so 0001-01-01 with a positive offset (before year 1 in UTC) is not an OverflowError. Each fixed
+    zone's offset is looked up once (msgspec shares zone objects; a ZoneInfo's offset varies)."""
+    zone = value.tzinfo
+    offset = _ZONE_OFFSETS.get(zone)
+    if offset is None:
+        delta = value.utcoffset() if zone is not None else None
+        offset = 0 if delta is None else delta // datetime.timedelta(microseconds=1)
+        if zone is None or type(zone) is datetime.timezone:
+            _ZONE_OFFSETS[zone] = offset
+    seconds = (value.toordinal() - _PG_EPOCH_ORDINAL) * 86_400 + value.hour * 3600 + value.minute * 60
+    return (seconds + value.second) * 1_000_000 + value.microsecond - offset
+
+
+_ZONE_OFFSETS: dict[Any, int] = {}
 
 
 def _uuid_text(value: Any) -> str:
@@ -233,14 +238,18 @@ def _jsonb(value: Any) -> bytes | None:
 
 
 def _numeric(value: Any) -> bytes | None:
-    """numeric's binary form (base-10000 digits), exactly what PostgreSQL stores for the decimal text."""
+    """numeric's binary form (base-10000 digits), exactly what PostgreSQL stores for the decimal text.
+    A JSON number's text is split as it is when it has no exponent (the usual case); any other number is
+    first written out in plain decimal by Decimal."""
     if isinstance(value, Raw | bytes | bytearray | memoryview):
-        text = bytes(value).decode()
-        if text == "null":
+        text = bytes(value)
+        if text == b"null":
             return None
-        if not text[:1].isdigit() and not (text[:1] == "-" and text[1:2].isdigit()):
+        if (plain := _PLAIN_NUMBER.fullmatch(text)) is not None:
+            return _numeric_from_plain(*plain.groups())
+        if not text[:1].isdigit() and not (text[:1] == b"-" and text[1:2].isdigit()):
             raise InvalidValue("Expected a number")
-        number = decimal.Decimal(text)
+        number = decimal.Decimal(text.decode())
     elif isinstance(value, bool):
         raise InvalidValue("Expected a number, got a boolean")
     elif isinstance(value, int | decimal.Decimal):
@@ -251,23 +260,43 @@ def _numeric(value: Any) -> bytes | None:
         raise InvalidValue(f"Expected a number, got {type(value).__name__}")
     if not number.is_finite():
         raise InvalidValue("numeric value is not finite")
-    sign, digits, exponent = number.as_tuple()
+    # PostgreSQL's range, checked before writing the digits out: 1e999999 would be a megabyte of zeros
+    _, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)
-    dscale = max(0, -exponent)
-    significant = "".join(map(str, digits)).lstrip("0").rstrip("0")
-    if not significant:
-        return struct.pack("!hhhh", 0, 0, 0, dscale) if dscale <= 0x3FFF else _overflow()
-    # The power of ten of the first significant digit, then base-10000 groups aligned on the point.
-    dweight = len(digits) - 1 + exponent  # Decimal's coefficient has no leading zeros
-    weight = dweight // 4
-    padded = "0" * (4 * weight + 3 - dweight) + significant
-    padded += "0" * (-len(padded) % 4)
-    groups = [int(padded[i : i + 4]) for i in range(0, len(padded), 4)]
+    if -exponent > 0x3FFF or (number and (len(digits) + exponent - 1) // 4 > 0x7FFF):
+        return _overflow()
+    plain = _PLAIN_NUMBER.fullmatch(format(number, "f").encode())
+    assert plain is not None
+    return _numeric_from_plain(*plain.groups())
+
+
+def _numeric_from_plain(sign: bytes, whole: bytes, fraction: bytes | None) -> bytes:
+    """From `-?whole.fraction`: base-10000 groups aligned on the point, leading and trailing zero groups
+    dropped (as PostgreSQL strips them), the fraction's length as the display scale."""
+    fraction = fraction or b""
+    dscale = len(fraction)
+    if dscale > 0x3FFF:
+        return _overflow()
+    whole = whole.lstrip(b"0")
+    whole = b"0" * (-len(whole) % 4) + whole
+    digits = whole + fraction + b"0" * (-len(fraction) % 4)
+    groups = [int(digits[i : i + 4]) for i in range(0, len(digits), 4)]
+    weight = len(whole) // 4 - 1
+    while groups and groups[0] == 0:
+        del groups[0]
+        weight -= 1
     while groups and groups[-1] == 0:
         groups.pop()
-    if dscale > 0x3FFF or not -0x8000 <= weight <= 0x7FFF:
+    if not groups:
+        return _NUMERIC_HEAD.pack(0, 0, 0, dscale)
+    if weight > 0x7FFF:
         return _overflow()
-    return struct.pack(f"!hhhh{len(groups)}h", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+    head = _NUMERIC_HEAD.pack(len(groups), weight, 0x4000 if sign else 0, dscale)
+    return head + struct.pack(f"!{len(groups)}h", *groups)
+
+
+_PLAIN_NUMBER = re.compile(rb"(-?)([0-9]+)(?:\.([0-9]+))?")
+_NUMERIC_HEAD = struct.Struct("!hhhh")
 
 
 def _overflow() -> bytes:
@@ -286,7 +315,7 @@ def _encode_fast_python(messages: list[Any], plan: tuple[PlanColumn, ...]) -> by
     parts = [HEADER]
     build(
         messages,
-        [_FIELD_ENCODERS.get(col.kind, _generic_field(col.kind)) for col in plan],
+        [_FIELD_ENCODERS.get(col.kind) or _generic_field(col.kind) for col in plan],
         [col.converter for col in plan],
         [col.arg for col in plan],
         parts,
@@ -343,22 +372,12 @@ def _generic_field(kind: int) -> Callable[[Any], bytes]:
 def _timestamp_field(value: Any) -> bytes:
     if type(value) is not datetime.datetime:
         raise TypeError("not a datetime")
-    zone = value.tzinfo
-    offset = _ZONE_OFFSETS.get(zone)
-    if offset is None:
-        delta = value.utcoffset() if zone is not None else None
-        offset = (
-            0 if delta is None else (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        )
-        if zone is None or type(zone) is datetime.timezone:  # fixed offsets only: a ZoneInfo's varies
-            _ZONE_OFFSETS[zone] = offset
-    seconds = (value.toordinal() - _PG_EPOCH_ORDINAL) * 86_400 + value.hour * 3600 + value.minute * 60
-    return _I8_FIELD.pack(8, (seconds + value.second) * 1_000_000 + value.microsecond - offset)
+    return _I8_FIELD.pack(8, _epoch_us(value))
 
 
 def _uuid_field(value: Any) -> bytes:
     if type(value) is not str or not _CANONICAL_UUID.fullmatch(value):
-        return _generic_field(13)(value)
+        return _GENERIC_UUID(value)
     return _UUID_LENGTH + bytes.fromhex(value.replace("-", ""))
 
 
@@ -367,33 +386,6 @@ def _jsonb_field(value: Any) -> bytes:
     if type(value) is not str and data == b"null":
         return _NULL
     return _INT32.pack(len(data) + 1) + b"\x01" + data
-
-
-def _numeric_field(value: Any) -> bytes:
-    """Plain decimals (no exponent), the usual JSON number, split into base-10000 groups from the text;
-    anything else goes to the reference (Decimal)."""
-    match = _PLAIN_NUMBER.fullmatch(bytes(value)) if type(value) is Raw else None
-    if match is None:
-        return _generic_field(4)(value)
-    sign, whole, fraction = match.groups()
-    whole = whole.lstrip(b"0")
-    whole = b"0" * (-len(whole) % 4) + whole
-    fraction = fraction or b""
-    dscale = len(fraction)
-    if dscale > 0x3FFF:
-        return _generic_field(4)(value)
-    digits = whole + fraction + b"0" * (-len(fraction) % 4)
-    groups = [int(digits[i : i + 4]) for i in range(0, len(digits), 4)]
-    weight = len(whole) // 4 - 1
-    while groups and groups[0] == 0:
-        del groups[0]
-        weight -= 1
-    while groups and groups[-1] == 0:
-        groups.pop()
-    if not groups:
-        return _ZERO_HEAD.pack(8, 0, 0, 0, dscale)
-    head = _ZERO_HEAD.pack(8 + 2 * len(groups), len(groups), weight, 0x4000 if sign else 0, dscale)
-    return head + struct.pack(f"!{len(groups)}h", *groups)
 
 
 def _text_field(value: Any) -> bytes:
@@ -409,27 +401,17 @@ def _typed(kind: int, typ: type, fast: Callable[[Any], bytes]) -> Callable[[Any]
 _I2_FIELD, _I4_FIELD, _I8_FIELD = struct.Struct("!ih"), struct.Struct("!ii"), struct.Struct("!iq")
 _F8_FIELD = struct.Struct("!id")
 _UUID_LENGTH = b"\x00\x00\x00\x10"
-_PLAIN_NUMBER = re.compile(rb"(-?)([0-9]+)(?:\.([0-9]+))?")
-_ZERO_HEAD = struct.Struct("!ihhhh")
+_GENERIC_UUID = _generic_field(13)
 _TRUE, _FALSE = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
 _CANONICAL_UUID = re.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_ZONE_OFFSETS: dict[Any, int] = {}
 _FIELD_ENCODERS: dict[int, Callable[[Any], bytes]] = {
     1: _typed(1, int, lambda v: _I2_FIELD.pack(2, v)),
     2: _typed(2, int, lambda v: _I4_FIELD.pack(4, v)),
     3: _typed(3, int, lambda v: _I8_FIELD.pack(8, v)),
-    4: _numeric_field,
-    NUMERIC_NOT_NULL: lambda v: (
-        _numeric_field(v) if type(v) is Raw and bytes(v) != b"null" else _generic_field(NUMERIC_NOT_NULL)(v)
-    ),
+    4: _generic_field(4),  # the reference itself: it splits a plain JSON number's text directly
+    NUMERIC_NOT_NULL: _generic_field(NUMERIC_NOT_NULL),
     6: _typed(6, float, lambda v: _F8_FIELD.pack(8, v)),
-    7: lambda v: (
-        b"\x00\x00\x00\x01\x01"
-        if v is True
-        else b"\x00\x00\x00\x01\x00"
-        if v is False
-        else _generic_field(7)(v)
-    ),
+    7: _typed(7, bool, lambda v: _TRUE if v else _FALSE),
     8: _typed(8, str, _text_field),
     9: _typed(9, datetime.date, lambda v: _I4_FIELD.pack(4, v.toordinal() - _PG_EPOCH_ORDINAL)),
     10: _timestamp_field,

@@ -59,7 +59,7 @@ class LoadRun:
         if not copybin.extension_built():
             log.warning(
                 "target-flx's C encoder (target_flx._copybin) is not built, most likely because no C compiler"
-                " was found at install time: loading with the Python encoder, several times slower"
+                " was found at install time: loading with the Python encoder, about 3x slower"
             )
         self.mapped = MappedInput(mapper) if mapper is not None and mapped.is_configured(config) else None
         db = resolve(DatabaseSettings.from_config(config))
@@ -108,21 +108,13 @@ class LoadRun:
         loader: Any = None  # set together with `prefix`
         try:
             for lines, may_hold_nul in iter_chunks(source, 1.0, self._on_idle):
-                if may_hold_nul:  # rare: each RECORD line is looked at for the NUL escape
-                    for line in lines:
-                        self.line += 1
-                        if prefix and line.startswith(prefix) and NUL_ESCAPE not in line:
-                            fast += 1
-                            loader.add(line, self.line)
-                        else:
-                            prefix, loader = self._dispatch(line)
-                    self._housekeeping()
-                    continue
                 i, n = 0, len(lines)
                 while i < n:
                     if prefix:
                         j = i
                         while j < n and lines[j].startswith(prefix):
+                            if may_hold_nul and NUL_ESCAPE in lines[j]:  # rare: `_dispatch` handles it
+                                break
                             j += 1
                         if j > i:
                             loader.add_many(lines[i:j] if i or j < n else lines, self.line + 1)

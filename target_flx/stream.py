@@ -207,15 +207,13 @@ class StreamLoader:
             )
         return None if row is None or row["lo"] is None else (row["lo"], row["hi"])
 
-    def _new_keys(self, messages: list[Any]) -> bool:
+    def _new_keys(self, keys: list[Any]) -> bool:
         """Whether every key of the batch lies outside the range of keys already in the table (or sent
         before in this run): then no row can conflict and the batch is COPYed straight in, as an append.
         Ever-growing ids, the usual shape of a backfill or an incremental load, take this path."""
-        if not self._bounded or not messages:
+        if not self._bounded or not keys:
             return False
-        assert self.codec is not None
-        values = list(map(attrgetter(f"record.{self.codec.key_attributes[0]}"), messages))
-        lo, hi = min(values), max(values)
+        lo, hi = min(keys), max(keys)
         known = self._key_range
         self._key_range = (lo, hi) if known is None else (min(lo, known[0]), max(hi, known[1]))
         return known is None or lo > known[1] or hi < known[0]
@@ -282,23 +280,23 @@ class StreamLoader:
         )
         payload, messages, kept = self._encode(messages, kept, lines, numbers, meta)
         assert self.codec is not None
+        direct = False
         if self.method in ("upsert", "overwrite") and self.key_columns and messages:
             # after the bad records are out: a rejected record must not displace its key's earlier one
-            unique = self._last_per_key(messages)
-            if len(unique) != len(messages):
-                messages = unique
+            last = self._last_per_key(messages)
+            if len(last) != len(messages):
+                messages = list(last.values())
                 encoded = self.codec.encode(messages, meta)  # every record in it has encoded once already
                 assert isinstance(encoded, bytes)
                 payload = encoded
+            direct = self._new_keys(list(last))
         count = len(messages)
-        direct = self._new_keys(messages)
         del lines, messages  # the raw batch and its records are the largest things we hold
         if count:
             future = self.loop.submit(self._write(payload, count, nbytes, numbers[0], numbers[-1], direct))
             self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
-        while (
-            len(self.inflight) > 3
-        ):  # three batches in the database, one being decoded: memory stays bounded
+        # three batches in the database, one being decoded: memory stays bounded
+        while len(self.inflight) > 3:
             self._settle(self.inflight[0].future.result)
 
     def _encode(
@@ -378,12 +376,12 @@ class StreamLoader:
     def _column_for(self, prop: str | None) -> Column | None:
         return next((c for c in self.columns if c.prop == prop), None) if prop else None
 
-    def _last_per_key(self, messages: list[Any]) -> list[Any]:
-        """Within a batch the last record of a key wins (one INSERT … ON CONFLICT cannot take a key twice)."""
+    def _last_per_key(self, messages: list[Any]) -> dict[Any, Any]:
+        """Each key's last record in the batch (one INSERT … ON CONFLICT cannot take a key twice), in the
+        order of each key's first record."""
         assert self.codec is not None
         key = attrgetter(*[f"record.{attr}" for attr in self.codec.key_attributes])
-        last = dict(zip(map(key, messages), messages, strict=True))
-        return list(last.values()) if len(last) != len(messages) else messages
+        return dict(zip(map(key, messages), messages, strict=True))
 
     async def _write(
         self, payload: bytes, count: int, nbytes: int, first: int, last: int, direct: bool = False
