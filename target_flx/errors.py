@@ -42,4 +42,16 @@ class MissingKeyProperty(InputError, MissingKeyPropertiesError):
 
 
 class LoadError(TargetError):
-    """The database refused a batch; names the stream and the input lines the batch came from."""
+    """The database refused a batch or went away; names the stream and the input lines the batch came from."""
+
+    def __init__(self, message: str, *, connection_lost: bool = False) -> None:
+        super().__init__(message)
+        self.connection_lost = connection_lost
+
+
+class InternalError(TargetError):
+    """A failure target-flx did not foresee: still one line (FLX_DEBUG=1 shows the traceback)."""
+
+
+class SettingError(TargetError):
+    """A setting's value cannot be used: names the setting and what it accepts."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
+from target_flx.batch import Reject
 from target_flx.naming import quote
 
 
@@ -81,17 +83,19 @@ class History:
             quarantined,
         )
 
-    async def quarantine(
-        self, conn: asyncpg.Connection, rows: list[tuple[str | None, int, str | None, str, str]]
-    ) -> None:
-        """Rows of (stream, line number, field, error, raw line)."""
+    async def quarantine(self, conn: asyncpg.Connection, rows: Sequence[Reject]) -> None:
+        """Invalid records, in the transaction of the batch they came with."""
         execution_id = await self._execution(conn)
         await conn.executemany(
             f"""INSERT INTO {self.schema}.quarantine
                 (execution_id, run_id, stream, line_number, field, error, raw_line)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             [
-                (execution_id, self.identity.run_id, s, n, f, e, raw.replace("\x00", "\\u0000"))
-                for s, n, f, e, raw in rows
+                (execution_id, self.identity.run_id, r.stream, r.line, r.field, r.error, _escape_nul(r.raw))
+                for r in rows
             ],
         )
+
+
+def _escape_nul(raw: str) -> str:
+    return raw.replace("\x00", "\\u0000")

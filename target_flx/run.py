@@ -1,29 +1,27 @@
-"""One target-flx run: routes input lines, owns the streams, emits STATE only after commit.
+"""One target-flx run: routes input lines, owns the streams, and asks the STATE gate what may go out.
 
-STATE rule: a STATE received at input line L is written to stdout once every RECORD before line L has
-been committed. Batches commit independently per stream, so after each commit the newest STATE whose
-line is older than every stream's oldest uncommitted record is emitted (older ones are implied by it).
+STATE rule (state.py): a STATE received at input line L is written once every record before line L has
+been committed. Every exit path goes through `_abort`, which commits what is safe to commit (records
+before the failing line), waits for what is in flight, and releases exactly the STATE those cover.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from typing import IO, Any
 
 import msgspec
-import orjson
 from singer_sdk.mapper import PluginMapper
 
 from flx_core.database import resolve
 from flx_core.revision import HEAD
 from flx_core.settings import DatabaseSettings
-from target_flx import copybin, mapped, messages
-from target_flx.errors import InputError, RecordBeforeSchema, TargetError
+from target_flx import batch_files, copybin, mapped, messages
+from target_flx.connection import Reconnect
+from target_flx.errors import InputError, InternalError, LoadError, RecordBeforeSchema, TargetError
 from target_flx.history import History, RunIdentity
 from target_flx.lines import NUL_ESCAPE, iter_chunks
 from target_flx.loop import LoopThread
@@ -31,6 +29,7 @@ from target_flx.mapped import MappedInput
 from target_flx.naming import quote
 from target_flx.nul import strip_nul
 from target_flx.settings import LoadSettings
+from target_flx.state import StateGate
 from target_flx.stream import StreamLoader
 from target_flx.summary import print_summary
 
@@ -63,31 +62,44 @@ class LoadRun:
             )
         self.mapped = MappedInput(mapper) if mapper is not None and mapped.is_configured(config) else None
         db = resolve(DatabaseSettings.from_config(config))
-        self.loop = LoopThread(db.asyncpg_kwargs(), pool_size=max(2, self.settings.max_parallelism))
+        connect = db.asyncpg_kwargs()
+        server_settings = connect.setdefault("server_settings", {})
+        if server_settings.get("application_name") in (None, "flx"):
+            server_settings["application_name"] = "target-flx"
+        if self.settings.lock_timeout_seconds:
+            server_settings["lock_timeout"] = f"{int(self.settings.lock_timeout_seconds * 1000)}ms"
+        self.loop = LoopThread(
+            connect,
+            pool_size=max(2, self.settings.max_parallelism),
+            reconnect=Reconnect(self.settings.connection_retry_seconds),
+        )
         try:
-            if self.loop.run(self._schema_revision(db.control_schema)) != HEAD:
+            revision = self.loop.call("reading the control schema's revision", self._schema_revision(db))
+            if revision != HEAD:
                 _upgrade_control_schema(db)
         except BaseException:
             self.loop.close()
             raise
         self.history = History(db.control_schema, RunIdentity.from_environment())
         self.streams: dict[str, StreamLoader] = {}
-        self.pending_states: deque[tuple[int, float, Any]] = deque()
-        self.last_emitted: bytes | None = None
-        self.last_received: Any = None
-        self.quarantine: list[tuple[str | None, int, str | None, str, str]] = []
+        self.tables: dict[tuple[str, str], str] = {}  # (schema, table) → the stream loading it
+        self.gate = StateGate()
         self.line = 0
         self.counts: Counter[str] = Counter()
         self.sync_started_at = int(time.time() * 1000)
         self.started = time.monotonic()
 
-    async def _schema_revision(self, schema: str) -> str | None:
-        async with self.loop.pool.acquire() as conn:
-            table = f"{quote(schema)}.alembic_version"
+    @staticmethod
+    def _schema_revision(db: DatabaseSettings) -> Any:
+        table = f"{quote(db.control_schema)}.alembic_version"
+
+        async def work(conn: Any) -> str | None:
             if await conn.fetchval("SELECT to_regclass($1)", table) is None:
                 return None
             revision: str | None = await conn.fetchval(f"SELECT version_num FROM {table}")
             return revision
+
+        return work
 
     # -- main loop --------------------------------------------------------------------------------
 
@@ -98,6 +110,15 @@ class LoadRun:
         except (TargetError, KeyboardInterrupt) as exc:
             self._abort(exc)
             raise
+        except RecursionError as exc:
+            self._abort(exc)
+            raise InputError("input nested too deeply to read", line=self.line) from exc
+        except Exception as exc:
+            self._abort(exc)
+            raise InternalError(
+                f"unexpected {type(exc).__name__} at input line {self.line}: {exc}"
+                " (set FLX_DEBUG=1 for the traceback)"
+            ) from exc
         return self.counts
 
     def _read(self, source: IO[Any]) -> None:
@@ -117,9 +138,10 @@ class LoadRun:
                                 break
                             j += 1
                         if j > i:
-                            loader.add_many(lines[i:j] if i or j < n else lines, self.line + 1)
+                            first = self.line + 1
                             self.line += j - i
                             fast += j - i
+                            loader.add_many(lines[i:j] if i or j < n else lines, first)
                             i = j
                             continue
                     self.line += 1
@@ -158,7 +180,14 @@ class LoadRun:
         if loader is None or loader.codec is None:
             raise RecordBeforeSchema("RECORD before its SCHEMA", stream=stream, line=self.line)
         if NUL_ESCAPE in line:
-            line = strip_nul(line, stream, self.line, sanitize=self.settings.sanitize_null_text_characters)
+            try:
+                sanitize = self.settings.sanitize_null_text_characters
+                line = strip_nul(line, stream, self.line, sanitize=sanitize)
+            except InputError as exc:
+                loader.refuse(line, exc)
+                return
+            except msgspec.DecodeError:
+                pass  # malformed: the batch decoder reports it with the others
         loader.add(line, self.line)
 
     def _message(self, line: bytes) -> None:
@@ -179,11 +208,12 @@ class LoadRun:
         elif kind == "STATE":
             if "value" not in message:
                 raise InputError("STATE without 'value'", line=self.line)
-            self.last_received = message["value"]
-            self.pending_states.append((self.line, time.monotonic(), message["value"]))
+            self.gate.receive(self.line, message["value"])
             self._emit_states()
         elif kind == "ACTIVATE_VERSION":
             self._activate_version(message)
+        elif kind == "BATCH":
+            self._batch(message)
         else:
             log.warning("Ignoring line %d: unknown message type %r", self.line, kind)
 
@@ -208,9 +238,16 @@ class LoadRun:
     ) -> None:
         loader = self.streams.get(stream)
         if loader is None:
-            loader = StreamLoader(
-                stream, settings, self.loop, self.history, self.sync_started_at, self.quarantine
-            )
+            loader = StreamLoader(stream, settings, self.loop, self.history, self.sync_started_at)
+            where = (loader.schema, loader.table)
+            if (other := self.tables.get(where)) is not None:
+                raise InputError(
+                    f"streams {other!r} and {stream!r} would both load into table {quote(where[0])}."
+                    f"{quote(where[1])}; give one of them another name with a stream map (__alias__)",
+                    stream=stream,
+                    line=self.line,
+                )
+            self.tables[where] = stream
             self.streams[stream] = loader
         loader.apply_schema(schema, keys, self.line)
 
@@ -220,7 +257,7 @@ class LoadRun:
             log.warning("Ignoring ACTIVATE_VERSION for %r: process_activate_version_messages is off", stream)
             return
         loader = self.streams.get(stream) if isinstance(stream, str) else None
-        if loader is None or not isinstance(version, int):
+        if loader is None or not isinstance(version, int) or isinstance(version, bool):
             raise InputError(
                 "ACTIVATE_VERSION needs a known stream and an integer version",
                 line=self.line,
@@ -229,39 +266,44 @@ class LoadRun:
         loader.activate_version(version)
         self._emit_states()
 
+    def _batch(self, message: dict[str, Any]) -> None:
+        """A BATCH message: its files' records go through the same decoding as RECORD lines, all counted
+        as this input line (so a STATE after it waits for all of them)."""
+        stream = message.get("stream")
+        if not isinstance(stream, str):
+            raise InputError("BATCH without 'stream'", line=self.line)
+        if self.mapped is not None:
+            raise InputError(
+                "BATCH messages cannot go through stream maps or flattening", stream=stream, line=self.line
+            )
+        loader = self.streams.get(stream)
+        if loader is None or loader.codec is None:
+            raise RecordBeforeSchema("BATCH before its SCHEMA", stream=stream, line=self.line)
+        count = 0
+        for record_line in batch_files.records(message, stream, self.line):
+            self._load_record(stream, record_line)
+            count += 1
+        self.counts["RECORD"] += count
+        loader.flush()
+
     # -- state ------------------------------------------------------------------------------------
 
+    def _floor(self) -> int | None:
+        """The first input line whose record is not known committed, over all streams."""
+        floors = [low for s in self.streams.values() if (low := s.floor()) is not None]
+        return min(floors, default=None)
+
     def _emit_states(self) -> None:
-        if not self.pending_states:
+        if not self.gate.waiting:
             return
         for loader in self.streams.values():
             loader.poll()
-        oldest = min(
-            (low for s in self.streams.values() if (low := s.oldest_uncommitted_line()) is not None),
-            default=None,
-        )
-        ready = None
-        while self.pending_states and (oldest is None or self.pending_states[0][0] < oldest):
-            ready = self.pending_states.popleft()[2]
-        if ready is not None:
-            self._write_state(ready)
-
-    def _write_state(self, value: Any) -> None:
-        self._flush_quarantine()
-        encoded = orjson.dumps(value)
-        if encoded == self.last_emitted:
-            return
-        sys.stdout.write(encoded.decode() + "\n")
-        sys.stdout.flush()
-        self.last_emitted = encoded
+        self.gate.release(self._floor())
 
     def _housekeeping(self) -> None:
         for loader in self.streams.values():
             loader.poll()
-        if (
-            self.pending_states
-            and time.monotonic() - self.pending_states[0][1] > self.settings.state_flush_seconds
-        ):
+        if self.gate.waiting and self.gate.oldest_wait() > self.settings.state_flush_seconds:
             for loader in self.streams.values():
                 loader.flush()
         self._emit_states()
@@ -272,18 +314,7 @@ class LoadRun:
             loader.flush()
             loader.poll()
         self._emit_states()
-        return any(s.inflight for s in self.streams.values())
-
-    def _flush_quarantine(self) -> None:
-        if not self.quarantine:
-            return
-        rows, self.quarantine[:] = list(self.quarantine), []
-
-        async def insert() -> None:
-            async with self.loop.pool.acquire() as conn:
-                await self.history.quarantine(conn, rows)
-
-        self.loop.run(insert())
+        return any(s.busy for s in self.streams.values())
 
     # -- ends -------------------------------------------------------------------------------------
 
@@ -291,9 +322,6 @@ class LoadRun:
         for loader in self.streams.values():
             loader.finish()
         self._emit_states()
-        self._flush_quarantine()
-        if self.last_received is not None:
-            self._write_state(self.last_received)
         for loader in self.streams.values():
             loader.record_end("succeeded", None)
         quarantined = sum(s.stats.quarantined for s in self.streams.values())
@@ -305,21 +333,45 @@ class LoadRun:
         self.loop.close()
 
     def _abort(self, exc: BaseException) -> None:
-        """Keep every committed batch and its STATE; record the failure; never half-write a batch."""
+        """Every way a run ends early. Commit what is safe (records before the failing line; everything
+        received, on a cancel), wait for what is in flight, emit exactly the STATE that covers it, record
+        the failure. Whatever fails here only keeps more STATE back; it never lets any out."""
         cancelled = isinstance(exc, Cancelled | KeyboardInterrupt)
+        lost = isinstance(exc, LoadError) and exc.connection_lost
+        if not cancelled:
+            self.gate.block(_failed_line(exc, self.line))
         try:
+            below = self.gate.blocked_at
             for loader in self.streams.values():
-                if cancelled:
-                    loader.flush()  # records received before a cancel are valid: commit them
-                with contextlib.suppress(TargetError):
+                if lost:
+                    break  # the database is gone: nothing new is sent, what is in flight settles below
+                try:
+                    loader.flush(below)
+                except TargetError as more:
+                    log.debug("stream %r: not committed after the failure: %s", loader.stream, more)
+                    self.gate.block(_failed_line(more, self.line))
+                    below = self.gate.blocked_at
+            for loader in self.streams.values():
+                try:
                     loader.wait_all()
-            self._emit_states()
-            self._flush_quarantine()
+                except TargetError as more:
+                    log.debug("stream %r: not committed after the failure: %s", loader.stream, more)
+            self.gate.release(self._floor())
             message = str(exc) or type(exc).__name__
             for loader in self.streams.values():
                 loader.record_end("cancelled" if cancelled else "failed", message)
-            print_summary(self.streams.values(), time.monotonic() - self.started)
-        except Exception as cleanup:
+        except BaseException as cleanup:
             log.debug("cleanup after failure failed: %s", cleanup)
         finally:
-            self.loop.close()
+            try:
+                print_summary(self.streams.values(), time.monotonic() - self.started)
+            finally:
+                self.loop.close()
+
+
+def _failed_line(exc: BaseException, current: int) -> int:
+    """The first input line the failure makes uncommittable: a bad line is; a refused batch's lines stay
+    behind in its segment; otherwise the line being read."""
+    if isinstance(exc, InputError) and exc.line is not None:
+        return exc.line
+    return current + 1 if isinstance(exc, LoadError) else current

@@ -1,54 +1,42 @@
-"""One stream's load: its table, its buffer of RECORD lines, and its batches in flight.
+"""One stream's load: buffers its RECORD lines, turns them into batches, sends them, accounts for them.
 
-Lines are buffered raw and decoded a batch at a time (see codec.py). Batches of one stream commit in
-input order (a per-stream lock on the loop thread), so for upserts the last record of a key wins across
-batches as well as within one.
+The parts have one owner each: `StreamTable` (table.py) the DDL, `BatchBuilder` (batch.py) decoding and
+encoding, `CommitPipeline` (commits.py) what is not committed yet, which is all the STATE rule reads.
+Batches of one stream commit in input order (each waits for the one before it on the loop thread), so
+for upserts the last record of a key wins across batches as well as within one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import concurrent.futures
 import datetime
 import logging
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from target_flx import write
-from target_flx.codec import (
-    COMPUTED_METADATA,
-    DELETED_AT,
-    BatchMeta,
-    Column,
-    DecodeFailure,
-    RecordCodec,
-    input_error,
-)
-from target_flx.ddl import TableSpec, ensure_table
+from target_flx.batch import Batch, BatchBuilder, Reject
+from target_flx.codec import COMPUTED_METADATA, DELETED_AT, BatchMeta, Column, RecordCodec
+from target_flx.commits import CommitPipeline, Segment
+from target_flx.connection import first_line, is_connection_loss, pause
 from target_flx.errors import InputError, LoadError
 from target_flx.history import History
 from target_flx.loop import LoopThread
-from target_flx.naming import column_names, shorten, table_location
+from target_flx.naming import column_names, table_location
 from target_flx.settings import LoadMethod, LoadSettings
+from target_flx.table import StreamTable
 from target_flx.types import UnsupportedSchema, column_type, normalize
 
 log = logging.getLogger(__name__)
-_OVERFLOW = (
-    "<= 9223372036854775807",
-    ">= -9223372036854775808",
-    "<= 2147483647",
-    ">= -2147483648",
-    "<= 32767",
-    ">= -32768",
-)
+
+# Batches in the database at once per stream, besides the one being decoded: memory stays bounded.
+MAX_IN_FLIGHT = 3
+_BOUNDED_KEYS = {("integer", "smallint"), ("integer", "integer"), ("integer", "bigint"), ("date", "date")}
 
 
 @dataclass
@@ -64,14 +52,6 @@ class StreamStats:
     status: str = "running"
 
 
-@dataclass
-class InFlight:
-    future: concurrent.futures.Future[write.BatchResult]
-    first_line: int
-    last_line: int
-    nbytes: int
-
-
 class StreamLoader:
     def __init__(
         self,
@@ -80,37 +60,43 @@ class StreamLoader:
         loop: LoopThread,
         history: History,
         sync_started_at: int,
-        quarantine: list[tuple[str | None, int, str | None, str, str]],
     ) -> None:
         self.stream = stream
         self.settings = settings
         self.loop = loop
         self.history = history
         self.sync_started_at = sync_started_at
-        self.quarantine = quarantine
         self.schema, self.table = table_location(stream, settings.default_target_schema)
-        self.write_table = self.table
+        self.dest = StreamTable(loop, self.schema, self.table)
         self.method: LoadMethod = "append-only"
         self.keys: list[str] = []
         self.key_columns: list[str] = []
         self.columns: list[Column] = []
         self.property_schemas: dict[str, dict[str, Any]] = {}
         self.codec: RecordCodec | None = None
+        self.builder = BatchBuilder(
+            stream, [], settings.on_invalid_record == "quarantine", self._widened_codec
+        )
         self.lines: list[bytes] = []
         self.line_numbers: list[int] = []
         self.nbytes = 0
-        self.inflight: deque[InFlight] = deque()
+        self.rejects: list[Reject] = []  # lines refused before buffering: they go with the next batch
+        self.pipeline: CommitPipeline[write.BatchResult] = CommitPipeline(MAX_IN_FLIGHT)
         self.stats = StreamStats()
         self.load_id: uuid.UUID | None = None
         self._tail: asyncio.Future[bool] | None = None  # the last submitted batch (loop thread only)
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
-        self._overwrite_started = False
+        self._sent = 0  # batches handed to the loop thread: each one's number in `stream_loads.batches`
         self.generation = 0
         # Upserts of keys beyond every key the table holds skip the stage (see `_new_keys`): the lowest and
         # highest key known to be in the table, `None` when it is empty; `_bounded` False turns this off.
         self._bounded = False
         self._key_range: tuple[Any, Any] | None = None
+
+    @property
+    def ref(self) -> write.LoadRef | None:
+        return write.LoadRef(self.settings.control_schema, self.load_id) if self.load_id else None
 
     # -- schema -----------------------------------------------------------------------------------
 
@@ -127,10 +113,8 @@ class StreamLoader:
         self.flush()
         self.wait_all()
         first = self._raw_schema is None
-        self._raw_schema, self._raw_keys = schema, list(key_properties)
-        props = dict(properties)
-        if self.settings.add_record_metadata or self.settings.process_activate_version_messages:
-            props.setdefault(DELETED_AT, {"type": ["null", "string"], "format": "date-time"})
+        computed = [(n, t) for n, t in COMPUTED_METADATA if self._metadata_column(n)]
+        props = self._record_properties(properties, {n for n, _ in computed}, line)
         names = column_names(list(props))
         wanted: dict[str, str] = {}
         kinds: dict[str, str] = {}
@@ -139,32 +123,48 @@ class StreamLoader:
                 ctype = column_type(prop_schema if isinstance(prop_schema, dict) else {})
             except UnsupportedSchema as exc:
                 raise InputError(str(exc), stream=self.stream, line=line, field=prop) from None
+            except RecursionError:
+                reason = "schema nested too deeply"
+                raise InputError(reason, stream=self.stream, line=line, field=prop) from None
             wanted[names[prop]] = ctype.pg_type
             kinds[names[prop]] = ctype.json_kind
-        computed = [(n, t) for n, t in COMPUTED_METADATA if self._metadata_column(n)]
         for name, pg_type in computed:
             wanted.setdefault(name, pg_type)
+        self._raw_schema, self._raw_keys = schema, list(key_properties)
         self.keys = list(key_properties)
         self.key_columns = [names[k] for k in key_properties]
         self.method = self.settings.method_for(bool(self.keys))
         if first and self.method == "overwrite":
-            self.write_table = shorten(f"{self.table}__flx_new")
-            self.loop.run(self._drop(self.write_table))
-            self._overwrite_started = True
-        spec = TableSpec(
-            self.schema,
-            self.write_table,
-            wanted,
-            self.key_columns,
-            primary_key=self.method in ("upsert", "overwrite"),
+            self.dest.start_overwrite()
+        actual = self.dest.ensure(
+            wanted, self.key_columns, primary_key=self.method in ("upsert", "overwrite")
         )
-        actual = self.loop.run(self._ensure(spec))
         self.property_schemas = {p: s for p, s in props.items() if isinstance(s, dict)}
         self.columns = [Column(names[p], actual[names[p]], p, kinds[names[p]]) for p in props]
         self.columns += [Column(n, actual[n], None, "metadata") for n, _ in computed]
+        self.builder.keys = self.keys
         self._rebuild_codec()
         if first:
-            self.load_id = self.loop.run(self._start_history())
+            self.load_id = self.loop.call(
+                f"recording the start of stream {self.stream!r}",
+                lambda conn: self.history.start(conn, self.stream, self.schema, self.table, self.method),
+            )
+
+    def _record_properties(self, properties: dict[str, Any], metadata: set[str], line: int) -> dict[str, Any]:
+        """The properties that become columns. A property named like a metadata column target-flx fills
+        itself is left out, as singer-sdk targets do (their metadata overwrites it), with a warning."""
+        props = {p: s for p, s in properties.items() if p not in metadata}
+        for dropped in sorted(set(properties) - set(props)):
+            log.warning(
+                "stream %r, line %d: property %r has the name of a metadata column target-flx fills;"
+                " its values are not loaded (set add_record_metadata: false to load them)",
+                self.stream,
+                line,
+                dropped,
+            )
+        if self.settings.add_record_metadata or self.settings.process_activate_version_messages:
+            props.setdefault(DELETED_AT, {"type": ["null", "string"], "format": "date-time"})
+        return props
 
     def _metadata_column(self, name: str) -> bool:
         if self.settings.add_record_metadata:
@@ -176,14 +176,18 @@ class StreamLoader:
         assert self._raw_schema is not None
         self.generation += 1  # a new staging table for the new layout
         self._load_key_range()
-        self.codec = RecordCodec(
-            self.stream,
-            self.columns,
-            self.property_schemas,
-            self.keys,
-            list(self._raw_schema.get("required") or []),
-            validate=self.settings.validate_records,
-        )
+        try:
+            self.codec = RecordCodec(
+                self.stream,
+                self.columns,
+                self.property_schemas,
+                self.keys,
+                list(self._raw_schema.get("required") or []),
+                validate=self.settings.validate_records,
+            )
+        except (TypeError, ValueError) as exc:  # a schema msgspec cannot express
+            raise InputError(f"unsupported schema: {first_line(exc)}", stream=self.stream) from None
+        self.builder.codec = self.codec
 
     def _load_key_range(self) -> None:
         """For one integer or date key (compared alike by Python and PostgreSQL), its lowest and highest
@@ -192,20 +196,10 @@ class StreamLoader:
         self._bounded = (
             self.method in ("upsert", "overwrite")
             and len(key) == 1
-            and (key[0].json_kind, normalize(key[0].pg_type))
-            in {("integer", "smallint"), ("integer", "integer"), ("integer", "bigint"), ("date", "date")}
+            and (key[0].json_kind, normalize(key[0].pg_type)) in _BOUNDED_KEYS
         )
         if self._bounded:
-            self._key_range = self.loop.run(self._read_key_range(key[0].name))
-
-    async def _read_key_range(self, column: str) -> tuple[Any, Any] | None:
-        name, table = write.quote(column), write.qualified(self.schema, self.write_table)
-        async with self.loop.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                f"SELECT (SELECT {name} FROM {table} ORDER BY {name} LIMIT 1) AS lo,"
-                f" (SELECT {name} FROM {table} ORDER BY {name} DESC LIMIT 1) AS hi"
-            )
-        return None if row is None or row["lo"] is None else (row["lo"], row["hi"])
+            self._key_range = self.dest.key_range(key[0].name)
 
     def _new_keys(self, keys: list[Any]) -> bool:
         """Whether every key of the batch lies outside the range of keys already in the table (or sent
@@ -218,28 +212,17 @@ class StreamLoader:
         self._key_range = (lo, hi) if known is None else (min(lo, known[0]), max(hi, known[1]))
         return known is None or lo > known[1] or hi < known[0]
 
-    async def _ensure(self, spec: TableSpec) -> dict[str, str]:
-        async with self.loop.pool.acquire() as conn:
-            return await ensure_table(conn, spec)
-
-    async def _drop(self, table: str) -> None:
-        async with self.loop.pool.acquire() as conn:
-            await conn.execute(f"DROP TABLE IF EXISTS {write.qualified(self.schema, table)}")
-
-    async def _start_history(self) -> uuid.UUID:
-        async with self.loop.pool.acquire() as conn:
-            return await self.history.start(conn, self.stream, self.schema, self.table, self.method)
-
-    def widen_to_numeric(self, column: Column) -> None:
+    def _widened_codec(self, column: Column) -> RecordCodec:
         """A value beyond the column's integer range: the column becomes numeric, in place."""
         self.wait_all()
-        spec = TableSpec(self.schema, self.write_table, {column.name: "numeric"})
-        actual = self.loop.run(self._ensure(spec))
+        actual = self.dest.ensure({column.name: "numeric"})
         self.columns = [
             Column(c.name, actual[c.name], c.prop, c.json_kind) if c.name == column.name else c
             for c in self.columns
         ]
         self._rebuild_codec()
+        assert self.codec is not None
+        return self.codec
 
     # -- records ----------------------------------------------------------------------------------
 
@@ -267,251 +250,216 @@ class StreamLoader:
                 self.flush()
             lines, first_number = lines[len(take) :], first_number + len(take)
 
-    def flush(self) -> None:
-        """Decode and encode the buffered lines, and hand the batch to the loop thread."""
-        if not self.lines:
+    def refuse(self, line: bytes, error: InputError) -> None:
+        """A line refused before decoding: quarantined with the next batch, or the run's error."""
+        if self.settings.on_invalid_record != "quarantine":
+            raise error
+        assert error.line is not None
+        self.rejects.append(self.builder.quarantine_line(line, error))
+        self.line_numbers.append(error.line)  # holds its STATE back until the quarantine row commits
+        self.lines.append(b"")
+        self.stats.quarantined += 1
+
+    def flush(self, below: int | None = None) -> None:
+        """Hand the buffered lines (those before line `below`, if given) to the loop thread as a batch.
+
+        The lines' segment is opened before they leave the buffer and stays until their COMMIT returns;
+        a bad record ends the batch there: the records before it are sent, the error is raised."""
+        cut = len(self.lines) if below is None else bisect.bisect_left(self.line_numbers, below)
+        if cut == 0:
             return
-        lines, numbers, nbytes = self.lines, self.line_numbers, self.nbytes
-        self.lines, self.line_numbers, self.nbytes = [], [], 0
-        messages, kept = self._decode(lines, numbers)
+        segment = self.pipeline.open(self.line_numbers[0], self.line_numbers[cut - 1], 0)
+        lines, numbers = self.lines[:cut], self.line_numbers[:cut]
+        if cut == len(self.lines):
+            self.lines, self.line_numbers = [], []
+        else:
+            del self.lines[:cut], self.line_numbers[:cut]
+        segment.nbytes = nbytes = sum(map(len, lines))
+        self.nbytes -= nbytes
+        last = numbers[-1]
+        rejects = [r for r in self.rejects if r.line <= last]
+        if rejects:  # quarantined lines are empty placeholders in the buffer
+            self.rejects = [r for r in self.rejects if r.line > last]
+            keep = [i for i, line in enumerate(lines) if line]
+            lines, numbers = [lines[i] for i in keep], [numbers[i] for i in keep]
         now = datetime.datetime.now(datetime.UTC)
         meta = BatchMeta(
             received_at=now, sequence=int(now.timestamp() * 1000), sync_started_at=self.sync_started_at
         )
-        payload, messages, kept = self._encode(messages, kept, lines, numbers, meta)
-        assert self.codec is not None
-        direct = False
-        if self.method in ("upsert", "overwrite") and self.key_columns and messages:
-            # after the bad records are out: a rejected record must not displace its key's earlier one
-            last = self._last_per_key(messages)
-            if len(last) != len(messages):
-                messages = list(last.values())
-                encoded = self.codec.encode(messages, meta)  # every record in it has encoded once already
-                assert isinstance(encoded, bytes)
-                payload = encoded
-            direct = self._new_keys(list(last))
-        count = len(messages)
-        del lines, messages  # the raw batch and its records are the largest things we hold
-        if count:
-            future = self.loop.submit(self._write(payload, count, nbytes, numbers[0], numbers[-1], direct))
-            self.inflight.append(InFlight(future, numbers[0], numbers[-1], nbytes))
-        # three batches in the database, one being decoded: memory stays bounded
-        while len(self.inflight) > 3:
-            self._settle(self.inflight[0].future.result)
+        batch = self.builder.build(lines, numbers, meta, self.method in ("upsert", "overwrite"))
+        del lines  # the raw batch is the largest thing we hold
+        self.stats.quarantined += len(batch.rejects)
+        batch.rejects = sorted(rejects + batch.rejects, key=lambda r: r.line)
+        error = batch.error
+        if error is not None:
+            assert error.line is not None
+            batch.rejects = [r for r in batch.rejects if r.line < error.line]
+            if error.line <= segment.first_line:
+                raise error  # the whole segment stays, unsent: it keeps every later STATE back
+            self.pipeline.split(segment, error.line)  # the tail stays, unsent
+        if batch.count or batch.rejects:
+            self._send(segment, batch)
+        else:
+            self.pipeline.discard(segment)  # nothing in it to commit
+        if error is not None:
+            raise error
+        for done, result in self.pipeline.wait_for_room():
+            self._account(done, result)
 
-    def _encode(
-        self, messages: list[Any], kept: list[int], lines: list[bytes], numbers: list[int], meta: BatchMeta
-    ) -> tuple[bytes, list[Any], list[int]]:
-        """The COPY stream; a record holding a value its column cannot take gets what a decode failure gets
-        (the lenient one-line decode, else the error or the quarantine)."""
-        assert self.codec is not None
-        while True:
-            result = self.codec.encode(messages, meta)
-            if isinstance(result, bytes):
-                return result, messages, kept
-            line_number = kept[result.index]
-            line = lines[bisect.bisect_left(numbers, line_number)]
-            replacement = self._lenient(line, line_number, result)
-            if replacement is not None and isinstance(self.codec.encode([replacement], meta), bytes):
-                messages[result.index] = replacement
-                continue
-            if replacement is not None:
-                self._reject(line, line_number, result)
-            messages = messages[: result.index] + messages[result.index + 1 :]
-            kept = kept[: result.index] + kept[result.index + 1 :]
-
-    def _decode(self, lines: list[bytes], numbers: list[int]) -> tuple[list[Any], list[int]]:
-        """The batch's records and their line numbers (`numbers` itself when every line was kept)."""
-        assert self.codec is not None
-        messages: list[Any] = []
-        kept: list[int] | None = None  # built only once a line is dropped
-        pos, widened = 0, set()
-        while pos < len(lines):
-            good, failure = self.codec.decode(lines[pos:])
-            messages.extend(good)
-            if kept is not None:
-                kept.extend(numbers[pos : pos + len(good)])
-            if failure is None:
-                break
-            index = pos + failure.index
-            column = self._column_for(failure.field)
-            if (
-                column is not None
-                and column.name not in widened
-                and any(b in failure.message for b in _OVERFLOW)
-                and normalize(column.pg_type) in ("smallint", "integer", "bigint")
-            ):
-                widened.add(column.name)
-                self.widen_to_numeric(column)
-                pos = index
-                continue
-            replacement = self._lenient(lines[index], numbers[index], failure)
-            if replacement is not None:
-                messages.append(replacement)
-                if kept is not None:
-                    kept.append(numbers[index])
-            elif kept is None:
-                kept = numbers[:index]
-            pos = index + 1
-        return messages, numbers if kept is None else kept
-
-    def _lenient(self, line: bytes, line_number: int, failure: DecodeFailure) -> Any:
-        """The line decoded by the lenient path, or None when it is quarantined; raises the input error."""
-        assert self.codec is not None
-        try:
-            return self.codec.decode_lenient(line)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            self._reject(line, line_number, failure)
-            return None
-
-    def _reject(self, line: bytes, line_number: int, failure: DecodeFailure) -> None:
-        error = input_error(self.stream, line_number, failure, self.keys)
-        if self.settings.on_invalid_record != "quarantine":
-            raise error from None
-        self.quarantine.append(
-            (self.stream, line_number, failure.field, failure.message, line.decode(errors="replace"))
+    def _send(self, segment: Segment[write.BatchResult], batch: Batch) -> None:
+        direct = self._new_keys(batch.keys)
+        self._sent += 1
+        segment.future = self.loop.submit(
+            self._write(batch, segment.nbytes, segment.first_line, segment.last_line, direct, self._sent)
         )
-        self.stats.quarantined += 1
-
-    def _column_for(self, prop: str | None) -> Column | None:
-        return next((c for c in self.columns if c.prop == prop), None) if prop else None
-
-    def _last_per_key(self, messages: list[Any]) -> dict[Any, Any]:
-        """Each key's last record in the batch (one INSERT … ON CONFLICT cannot take a key twice), in the
-        order of each key's first record."""
-        assert self.codec is not None
-        key = attrgetter(*[f"record.{attr}" for attr in self.codec.key_attributes])
-        return dict(zip(map(key, messages), messages, strict=True))
 
     async def _write(
-        self, payload: bytes, count: int, nbytes: int, first: int, last: int, direct: bool = False
+        self, batch: Batch, nbytes: int, first: int, last: int, direct: bool, number: int
     ) -> write.BatchResult:
         """COPY concurrently with the previous batch, but merge and commit strictly after it.
 
         Batches start in submission order (the loop runs them FIFO), so `_tail` chains each batch to the one
         before: its COPY overlaps the previous batch's merge, and it commits only if that one committed.
+        A lost connection is retried on a new one; a COMMIT whose answer was lost is looked up first.
         """
         previous, mine = self._tail, asyncio.get_running_loop().create_future()
         self._tail = mine
-        columns = [c.name for c in self.columns]
-        ref = write.LoadRef(self.settings.control_schema, self.load_id) if self.load_id else None
         committed = False
+        lines = f"lines {first}-{last}"
+        delays = self.loop.reconnect.delays()
+        lost = False
         try:
-            async with self.loop.pool.acquire() as conn, conn.transaction():
-                if direct:
-                    try:
-                        async with conn.transaction():  # a savepoint: a conflict falls back to the merge
-                            result = await write.append(conn, self.schema, self.write_table, columns, payload)
-                    except asyncpg.UniqueViolationError:  # another writer got there first
-                        log.info(
-                            "stream %r, lines %d-%d: keys already present, merging", self.stream, first, last
-                        )
-                        direct = False
-                if self.method == "append-only" or not self.key_columns:
-                    result = await write.append(conn, self.schema, self.write_table, columns, payload)
-                    await _after(previous, first)
-                elif direct:
-                    await _after(previous, first)
-                else:
-                    generation = self.generation
-                    await write.stage(conn, self.schema, self.write_table, columns, payload, generation)
-                    await _after(previous, first)
-                    result = await write.merge(
-                        conn, self.schema, self.write_table, columns, self.key_columns, count, generation
+            while True:
+                try:
+                    if lost and await self._committed(number):
+                        result = write.BatchResult(inserted=batch.count)
+                    else:
+                        result = await self._transaction(batch, nbytes, first, last, direct, previous, number)
+                    committed = True
+                    if lost:
+                        log.warning("stream %r: reconnected to PostgreSQL, %s committed", self.stream, lines)
+                    return result
+                except LoadError:
+                    raise
+                except Exception as exc:
+                    if not is_connection_loss(exc):
+                        raise LoadError(f"stream {self.stream!r}, {lines}: {first_line(exc)}") from exc
+                    delay = next(delays, None)
+                    if delay is None:
+                        raise self.loop.lost(f"committing stream {self.stream!r} ({lines})", exc) from exc
+                    lost = True
+                    log.warning(
+                        "stream %r: lost the connection to PostgreSQL at %s (%s); retrying %s in %.1f s",
+                        self.stream,
+                        self.loop.server,
+                        first_line(exc),
+                        lines,
+                        delay,
                     )
-                await write.account(conn, ref, result, nbytes)
-            committed = True
-        except LoadError:
-            raise
-        except Exception as exc:
-            raise LoadError(f"stream {self.stream!r}, lines {first}-{last}: {_db_message(exc)}") from exc
+                    await pause(delay)
         finally:
             mine.set_result(committed)
+
+    async def _committed(self, number: int) -> bool:
+        """Whether batch `number` committed although its COMMIT's answer was lost."""
+        ref = self.ref
+        if ref is None:
+            return False
+        async with self.loop.pool.acquire() as conn:
+            return await write.committed_batches(conn, ref) >= number
+
+    async def _transaction(
+        self,
+        batch: Batch,
+        nbytes: int,
+        first: int,
+        last: int,
+        direct: bool,
+        previous: asyncio.Future[bool] | None,
+        number: int,
+    ) -> write.BatchResult:
+        columns = [c.name for c in self.columns]
+        schema, table = self.schema, self.dest.write_table
+        result = write.BatchResult()
+        async with self.loop.pool.acquire() as conn, conn.transaction():
+            if batch.rejects:
+                await self.history.quarantine(conn, batch.rejects)
+            if batch.count and direct:
+                try:
+                    async with conn.transaction():  # a savepoint: a conflict falls back to the merge
+                        result = await write.append(conn, schema, table, columns, batch.payload)
+                except asyncpg.UniqueViolationError:  # another writer got there first
+                    log.info("stream %r, lines %d-%d: keys already there, merging", self.stream, first, last)
+                    direct = False
+            if not batch.count or direct:
+                await _after(previous, first)
+            elif self.method == "append-only" or not self.key_columns:
+                result = await write.append(conn, schema, table, columns, batch.payload)
+                await _after(previous, first)
+            else:
+                generation = self.generation
+                await write.stage(conn, schema, table, columns, batch.payload, generation)
+                await _after(previous, first)
+                result = await write.merge(
+                    conn, schema, table, columns, self.key_columns, batch.count, generation
+                )
+            await write.account(conn, self.ref, result, nbytes, number)
         return result
 
-    def _settle(self, wait: Any) -> None:
-        wait()
-        done = self.inflight.popleft()
-        result = done.future.result()
+    def _account(self, segment: Segment[write.BatchResult], result: write.BatchResult) -> None:
         self.stats.inserted += result.inserted
         self.stats.updated += result.updated
         self.stats.unchanged += result.unchanged
         self.stats.batches += 1
-        self.stats.bytes += done.nbytes
+        self.stats.bytes += segment.nbytes
 
     def poll(self) -> None:
-        """Account for batches that have committed, without waiting."""
-        while self.inflight and self.inflight[0].future.done():
-            self._settle(lambda: None)
+        """Account for batches that have committed, without waiting; raises a failed batch's error."""
+        for segment, result in self.pipeline.settled(wait=False):
+            self._account(segment, result)
 
     def wait_all(self) -> None:
-        while self.inflight:
-            self._settle(self.inflight[0].future.result)
+        """Wait for every batch sent; raises the first failed batch's error."""
+        for segment, result in self.pipeline.settled(wait=True):
+            self._account(segment, result)
 
-    def oldest_uncommitted_line(self) -> int | None:
-        """The first input line whose record is not committed yet (None: all committed)."""
-        if (
-            self.method == "overwrite"
-            and self._overwrite_started
-            and (self.inflight or self.lines or self.stats.batches)
-        ):
+    @property
+    def busy(self) -> bool:
+        return self.pipeline.in_flight > 0
+
+    def floor(self) -> int | None:
+        """The first input line whose record is not known committed (None: all committed)."""
+        if self.dest.overwriting and (self.pipeline.sent or self.lines or self.stats.batches):
             return 0  # nothing is visible until the swap at the end
-        if self.inflight:
-            return self.inflight[0].first_line
-        if self.line_numbers:
+        low = self.pipeline.floor()
+        if self.line_numbers and (low is None or self.line_numbers[0] < low):
             return self.line_numbers[0]
-        return None
+        return low
 
     # -- ends -------------------------------------------------------------------------------------
 
     def activate_version(self, version: int) -> None:
         self.flush()
         self.wait_all()
-        hard = self.settings.hard_delete
-        self.stats.deleted += self.loop.run(self._retire(version, hard))
-
-    async def _retire(self, version: int, hard: bool) -> int:
-        async with self.loop.pool.acquire() as conn, conn.transaction():
-            deleted = await write.retire_versions(
-                conn, self.schema, self.write_table, version, hard_delete=hard
-            )
-            ref = write.LoadRef(self.settings.control_schema, self.load_id) if self.load_id else None
-            await write.account(conn, ref, write.BatchResult(deleted=deleted), 0)
-            return deleted
+        self.stats.deleted += self.dest.retire(version, self.settings.hard_delete, self.ref)
 
     def finish(self) -> None:
-        """Flush, wait, and for overwrite swap the new table in (one transaction: readers see old or new)."""
+        """Flush, wait, and for overwrite swap the new table in."""
         self.flush()
         self.wait_all()
-        if self._overwrite_started:
-            self.loop.run(self._swap())
-            self._overwrite_started = False
-
-    async def _swap(self) -> None:
-        target = write.qualified(self.schema, self.table)
-        async with self.loop.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"DROP TABLE IF EXISTS {target}")
-            staging = write.qualified(self.schema, self.write_table)
-            await conn.execute(f"ALTER TABLE {staging} RENAME TO {write.quote(self.table)}")
-        self.write_table = self.table
+        self.dest.swap()
 
     def record_end(self, status: str, error: str | None) -> None:
         self.stats.status = status
         if self.load_id is None:
             return
-        self.loop.run(self._end_history(status, error))
-
-    async def _end_history(self, status: str, error: str | None) -> None:
-        assert self.load_id is not None
-        async with self.loop.pool.acquire() as conn:
-            await self.history.finish(conn, self.load_id, status, error, self.stats.quarantined)
+        load_id = self.load_id
+        self.loop.call(
+            f"recording the end of stream {self.stream!r}",
+            lambda conn: self.history.finish(conn, load_id, status, error, self.stats.quarantined),
+        )
 
 
 async def _after(previous: asyncio.Future[bool] | None, first: int) -> None:
     if previous is not None and not await previous:
         raise LoadError(f"batch from line {first} not committed: an earlier batch of its stream failed")
-
-
-def _db_message(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text

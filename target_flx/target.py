@@ -99,6 +99,19 @@ LOAD_SETTINGS = th.PropertiesList(
         default=4,
         description="Connections used to load streams concurrently.",
     ),
+    th.Property(
+        "connection_retry_seconds",
+        th.NumberType,
+        default=60,
+        description="After losing the connection to PostgreSQL (restart, failover), keep retrying the "
+        "batch on a new connection for this long before failing the run. 0: fail at once.",
+    ),
+    th.Property(
+        "lock_timeout_seconds",
+        th.NumberType,
+        description="Fail a batch that waits longer than this for a table lock held by another session. "
+        "Default: wait (a line is logged every 10 seconds of waiting).",
+    ),
 )
 
 

@@ -134,18 +134,31 @@ async def retire_versions(
     return int(status.split()[-1])
 
 
-async def account(conn: asyncpg.Connection, ref: LoadRef | None, result: BatchResult, nbytes: int) -> None:
+async def account(
+    conn: asyncpg.Connection, ref: LoadRef | None, result: BatchResult, nbytes: int, batch: int = 0
+) -> None:
+    """Add a batch to its `stream_loads` row, in the batch's transaction. `batch` is the batch's number
+    in its stream (1, 2, …; 0 for work that is not a batch): `batches` then says how many committed,
+    which is how a batch whose COMMIT lost its connection is found committed or not."""
     if ref is None:
         return
     await conn.execute(
         f"""UPDATE {quote(ref.control_schema)}.stream_loads
             SET rows_inserted = rows_inserted + $2, rows_updated = rows_updated + $3,
-                rows_deleted = rows_deleted + $4, batches = batches + $5, bytes = bytes + $6
+                rows_deleted = rows_deleted + $4, batches = GREATEST(batches, $5), bytes = bytes + $6
             WHERE id = $1""",
         ref.load_id,
         result.inserted,
         result.updated,
         result.deleted,
-        1 if nbytes else 0,
+        batch,
         nbytes,
     )
+
+
+async def committed_batches(conn: asyncpg.Connection, ref: LoadRef) -> int:
+    """How many of the stream's batches are committed (see `account`)."""
+    count = await conn.fetchval(
+        f"SELECT batches FROM {quote(ref.control_schema)}.stream_loads WHERE id = $1", ref.load_id
+    )
+    return int(count or 0)
