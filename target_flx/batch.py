@@ -111,7 +111,7 @@ class BatchBuilder:
         pos, widened = 0, set()
         while pos < len(lines):
             assert self.codec is not None
-            good, failure = self.codec.decode(lines[pos:])
+            good, failure = self._decode_from(lines, pos)
             messages.extend(good)
             if kept is not None:
                 kept.extend(range(pos, pos + len(good)))
@@ -140,6 +140,23 @@ class BatchBuilder:
                 kept = list(range(index))
             pos = index + 1
         return messages, list(range(len(messages))) if kept is None else kept, None, None
+
+    def _decode_from(self, lines: list[bytes], pos: int) -> tuple[list[Any], DecodeFailure | None]:
+        """`codec.decode` of `lines[pos:]`; a record nested too deeply to decode is a failure of its line."""
+        assert self.codec is not None
+        try:
+            return self.codec.decode(lines[pos:])
+        except RecursionError:
+            pass
+        for index in range(pos, len(lines)):
+            try:
+                self.codec.decode([lines[index]])
+            except RecursionError:
+                good, failure = self.codec.decode(lines[pos:index]) if index > pos else ([], None)
+                if failure is not None:
+                    return good, failure
+                return good, DecodeFailure(index - pos, None, "record nested too deeply to decode")
+        return self.codec.decode(lines[pos:])
 
     def _encode(
         self,

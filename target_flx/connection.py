@@ -65,3 +65,11 @@ class Reconnect:
 
 async def pause(delay: float) -> None:
     await asyncio.sleep(delay)
+
+
+def explain(exc: BaseException) -> str:
+    """A refused statement's first line, with what to do when PostgreSQL's words do not say it."""
+    text = first_line(exc)
+    if getattr(exc, "sqlstate", None) == "55P03":  # lock_not_available: lock_timeout ran out
+        return f"{text}: another session holds a lock on the table (see lock_timeout_seconds)"
+    return text

@@ -14,17 +14,21 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import asyncpg
 
-from target_flx.connection import Reconnect, first_line, is_connection_loss, pause
+from target_flx.connection import Reconnect, explain, first_line, is_connection_loss, pause
 from target_flx.errors import LoadError
 
 T = TypeVar("T")
 log = logging.getLogger("target_flx")
+# The pool logs a traceback each time it fails to reopen its idle connection while the server is away;
+# target-flx says that once itself, in one line, for the work that waits on it.
+logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
 
+LOCK_WATCH_SECONDS = 10
 Work = Callable[[asyncpg.Connection], Awaitable[T]]
 
 
@@ -75,9 +79,20 @@ class LoopThread:
     async def retrying(self, what: str, work: Work[T], *, transaction: bool = False) -> T:
         """`work(conn)`, again on a new connection while connections are being lost (bounded)."""
         delays = self.reconnect.delays()
+        session: list[int] = []
+        watch = asyncio.ensure_future(self.watch_locks(what, session))
+        try:
+            return await self._retrying(what, work, transaction, delays, session)
+        finally:
+            watch.cancel()
+
+    async def _retrying(
+        self, what: str, work: Work[T], transaction: bool, delays: Iterator[float], session: list[int]
+    ) -> T:
         while True:
             try:
                 async with self.pool.acquire() as conn:
+                    session.append(conn.get_server_pid())
                     if not transaction:
                         return await work(conn)
                     async with conn.transaction():
@@ -86,7 +101,7 @@ class LoopThread:
                 raise
             except Exception as exc:
                 if not is_connection_loss(exc):
-                    raise LoadError(f"{what}: {first_line(exc)}") from exc
+                    raise LoadError(f"{what}: {explain(exc)}") from exc
                 delay = next(delays, None)
                 if delay is None:
                     raise self.lost(what, exc) from exc
@@ -98,6 +113,35 @@ class LoopThread:
                     delay,
                 )
                 await pause(delay)
+
+    async def watch_locks(self, what: str, session: list[int]) -> None:
+        """Every 10 s that `what` takes, say so if its session is waiting for a lock, and on whom."""
+        waited = 0
+        while True:
+            await asyncio.sleep(LOCK_WATCH_SECONDS)
+            waited += LOCK_WATCH_SECONDS
+            if not session:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    row = await conn.fetchrow(
+                        "SELECT wait_event_type, pg_blocking_pids(pid) AS blockers,"
+                        " (SELECT string_agg(DISTINCT l.relation::regclass::text, ', ') FROM pg_locks l"
+                        "  WHERE l.pid = a.pid AND NOT l.granted AND l.relation IS NOT NULL) AS tables"
+                        " FROM pg_stat_activity a WHERE pid = $1",
+                        session[-1],
+                    )
+            except Exception:  # the watch only informs: a failure here must not touch the work
+                continue
+            if row is not None and row["wait_event_type"] == "Lock":
+                log.warning(
+                    "%s: waiting %d s for a lock on %s held by session %s"
+                    " (lock_timeout_seconds bounds the wait)",
+                    what,
+                    waited,
+                    row["tables"] or "a table",
+                    ", ".join(map(str, row["blockers"])) or "?",
+                )
 
     def lost(self, what: str, exc: BaseException) -> LoadError:
         return LoadError(

@@ -12,6 +12,7 @@ import asyncio
 import bisect
 import datetime
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from target_flx import write
 from target_flx.batch import Batch, BatchBuilder, Reject
 from target_flx.codec import COMPUTED_METADATA, DELETED_AT, BatchMeta, Column, RecordCodec
 from target_flx.commits import CommitPipeline, Segment
-from target_flx.connection import first_line, is_connection_loss, pause
+from target_flx.connection import explain, first_line, is_connection_loss, pause
 from target_flx.errors import InputError, LoadError
 from target_flx.history import History
 from target_flx.loop import LoopThread
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Batches in the database at once per stream, besides the one being decoded: memory stays bounded.
 MAX_IN_FLIGHT = 3
+# msgspec, which decodes records by property name, cannot name a field with these characters.
+_UNREADABLE_NAME = re.compile(r'["\\\x00-\x1f]')
 _BOUNDED_KEYS = {("integer", "smallint"), ("integer", "integer"), ("integer", "bigint"), ("date", "date")}
 
 
@@ -153,6 +156,15 @@ class StreamLoader:
     def _record_properties(self, properties: dict[str, Any], metadata: set[str], line: int) -> dict[str, Any]:
         """The properties that become columns. A property named like a metadata column target-flx fills
         itself is left out, as singer-sdk targets do (their metadata overwrites it), with a warning."""
+        for prop in properties:
+            if _UNREADABLE_NAME.search(prop):
+                raise InputError(
+                    "property names holding a double quote, a backslash or a control character cannot be"
+                    " loaded; rename the property with a stream map",
+                    stream=self.stream,
+                    line=line,
+                    field=prop,
+                )
         props = {p: s for p, s in properties.items() if p not in metadata}
         for dropped in sorted(set(properties) - set(props)):
             log.warning(
@@ -328,13 +340,17 @@ class StreamLoader:
         lines = f"lines {first}-{last}"
         delays = self.loop.reconnect.delays()
         lost = False
+        session: list[int] = []  # the backend pid of the batch's connection, for the lock watch
+        watch = asyncio.ensure_future(self.loop.watch_locks(f"stream {self.stream!r}, {lines}", session))
         try:
             while True:
                 try:
                     if lost and await self._committed(number):
                         result = write.BatchResult(inserted=batch.count)
                     else:
-                        result = await self._transaction(batch, nbytes, first, last, direct, previous, number)
+                        result = await self._transaction(
+                            batch, nbytes, first, direct, previous, number, session
+                        )
                     committed = True
                     if lost:
                         log.warning("stream %r: reconnected to PostgreSQL, %s committed", self.stream, lines)
@@ -343,7 +359,7 @@ class StreamLoader:
                     raise
                 except Exception as exc:
                     if not is_connection_loss(exc):
-                        raise LoadError(f"stream {self.stream!r}, {lines}: {first_line(exc)}") from exc
+                        raise LoadError(f"stream {self.stream!r}, {lines}: {explain(exc)}") from exc
                     delay = next(delays, None)
                     if delay is None:
                         raise self.loop.lost(f"committing stream {self.stream!r} ({lines})", exc) from exc
@@ -358,6 +374,7 @@ class StreamLoader:
                     )
                     await pause(delay)
         finally:
+            watch.cancel()
             mine.set_result(committed)
 
     async def _committed(self, number: int) -> bool:
@@ -373,15 +390,16 @@ class StreamLoader:
         batch: Batch,
         nbytes: int,
         first: int,
-        last: int,
         direct: bool,
         previous: asyncio.Future[bool] | None,
         number: int,
+        session: list[int],
     ) -> write.BatchResult:
         columns = [c.name for c in self.columns]
         schema, table = self.schema, self.dest.write_table
         result = write.BatchResult()
         async with self.loop.pool.acquire() as conn, conn.transaction():
+            session.append(conn.get_server_pid())
             if batch.rejects:
                 await self.history.quarantine(conn, batch.rejects)
             if batch.count and direct:
@@ -389,7 +407,7 @@ class StreamLoader:
                     async with conn.transaction():  # a savepoint: a conflict falls back to the merge
                         result = await write.append(conn, schema, table, columns, batch.payload)
                 except asyncpg.UniqueViolationError:  # another writer got there first
-                    log.info("stream %r, lines %d-%d: keys already there, merging", self.stream, first, last)
+                    log.info("stream %r, from line %d: keys already there, merging", self.stream, first)
                     direct = False
             if not batch.count or direct:
                 await _after(previous, first)
