@@ -24,6 +24,7 @@ from flx_core.plugin_settings import database_settings_schema
 from flx_core.settings import SettingsError
 from target_flx.errors import TargetError
 from target_flx.run import Cancelled, LoadRun
+from target_flx.setting_names import check_names
 
 log = logging.getLogger("target_flx")
 
@@ -130,6 +131,7 @@ class _FlxReader(GenericSingerReader[str]):
         raise NotImplementedError
 
     def process_lines(self, file_input: IO[str] | None, callbacks: Any) -> Counter[str]:
+        check_names(self.target.config, self.target.config_jsonschema["properties"])
         run = LoadRun(dict(self.target.config), self.target.mapper)
         self.target.current_run = run
         try:

@@ -114,3 +114,38 @@ def test_a_record_nested_too_deeply_names_its_line(cli: Callable[..., Any]) -> N
         == "target-flx: error: stream 'd', line 3: record nested too deeply to decode"
     )
     assert result.stdout == ""
+
+
+def test_misspelt_settings_are_refused_with_a_suggestion(tmp_path: Any) -> None:
+    """A typo must never send the load to the embedded database: no `.flx` is made, nothing loads."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"hots": "127.0.0.1", "defualt_target_schema": "raw"}))
+    exe = Path(sys.executable).with_name("target-flx")
+    result = subprocess.run(
+        [str(exe), "--config", str(config)],
+        input=singer(schema_msg("t", PROPS), record("t", {"id": 1})),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert _last_line(result.stderr) == (
+        "target-flx: error: unknown settings 'defualt_target_schema' (did you mean 'default_target_schema'?),"
+        " 'hots' (did you mean 'host'?); `target-flx --about` lists the settings"
+    )
+    assert not (tmp_path / ".flx").exists()
+
+
+def test_meltanolabs_settings_target_flx_does_not_need_are_accepted_with_a_note(
+    cli: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    result = cli(singer(schema_msg("n", PROPS), record("n", {"id": 1}), state(1)), use_copy=True)
+    assert result.returncode == 0, result.stderr
+    assert "setting 'use_copy' is not needed by target-flx" in result.stderr
+    assert query(f'SELECT id FROM "{target_schema}".n') == [(1,)]
