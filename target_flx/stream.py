@@ -1,14 +1,13 @@
 """One stream's load: buffers its RECORD lines, turns them into batches, sends them, accounts for them.
 
 The parts have one owner each: `StreamTable` (table.py) the DDL, `BatchBuilder` (batch.py) decoding and
-encoding, `CommitPipeline` (commits.py) what is not committed yet, which is all the STATE rule reads.
-Batches of one stream commit in input order (each waits for the one before it on the loop thread), so
-for upserts the last record of a key wins across batches as well as within one.
+encoding, `BatchSender` (sender.py) each batch's transaction, `CommitPipeline` (commits.py) what is not
+committed yet, which is all the STATE rule reads. Batches of one stream commit in input order, so for
+upserts the last record of a key wins across batches as well as within one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import datetime
 import logging
@@ -18,17 +17,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
 from target_flx import write
 from target_flx.batch import Batch, BatchBuilder, Reject
 from target_flx.codec import COMPUTED_METADATA, DELETED_AT, BatchMeta, Column, RecordCodec
 from target_flx.commits import CommitPipeline, Segment
-from target_flx.connection import explain, first_line, is_connection_loss, pause
-from target_flx.errors import InputError, LoadError
+from target_flx.connection import first_line
+from target_flx.errors import InputError
 from target_flx.history import History
 from target_flx.loop import LoopThread
 from target_flx.naming import column_names, table_location
+from target_flx.sender import BatchSender, Layout, Sending
 from target_flx.settings import LoadMethod, LoadSettings
 from target_flx.table import StreamTable
 from target_flx.types import UnsupportedSchema, column_type, normalize
@@ -87,7 +85,7 @@ class StreamLoader:
         self.pipeline: CommitPipeline[write.BatchResult] = CommitPipeline(MAX_IN_FLIGHT)
         self.stats = StreamStats()
         self.load_id: uuid.UUID | None = None
-        self._tail: asyncio.Future[bool] | None = None  # the last submitted batch (loop thread only)
+        self.sender = BatchSender(stream, loop, history)
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
         self._sent = 0  # batches handed to the loop thread: each one's number in `stream_loads.batches`
@@ -319,110 +317,25 @@ class StreamLoader:
             self._account(done, result)
 
     def _send(self, segment: Segment[write.BatchResult], batch: Batch) -> None:
-        direct = self._new_keys(batch.keys)
         self._sent += 1
-        segment.future = self.loop.submit(
-            self._write(batch, segment.nbytes, segment.first_line, segment.last_line, direct, self._sent)
+        sending = Sending(
+            batch,
+            segment.first_line,
+            segment.last_line,
+            segment.nbytes,
+            self._sent,
+            direct=self._new_keys(batch.keys),
         )
-
-    async def _write(
-        self, batch: Batch, nbytes: int, first: int, last: int, direct: bool, number: int
-    ) -> write.BatchResult:
-        """COPY concurrently with the previous batch, but merge and commit strictly after it.
-
-        Batches start in submission order (the loop runs them FIFO), so `_tail` chains each batch to the one
-        before: its COPY overlaps the previous batch's merge, and it commits only if that one committed.
-        A lost connection is retried on a new one; a COMMIT whose answer was lost is looked up first.
-        """
-        previous, mine = self._tail, asyncio.get_running_loop().create_future()
-        self._tail = mine
-        committed = False
-        lines = f"lines {first}-{last}"
-        delays = self.loop.reconnect.delays()
-        lost = False
-        session: list[int] = []  # the backend pid of the batch's connection, for the lock watch
-        watch = asyncio.ensure_future(self.loop.watch_locks(f"stream {self.stream!r}, {lines}", session))
-        try:
-            while True:
-                try:
-                    if lost and await self._committed(number):
-                        result = write.BatchResult(inserted=batch.count)
-                    else:
-                        result = await self._transaction(
-                            batch, nbytes, first, direct, previous, number, session
-                        )
-                    committed = True
-                    if lost:
-                        log.warning("stream %r: reconnected to PostgreSQL, %s committed", self.stream, lines)
-                    return result
-                except LoadError:
-                    raise
-                except Exception as exc:
-                    if not is_connection_loss(exc):
-                        raise LoadError(f"stream {self.stream!r}, {lines}: {explain(exc)}") from exc
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise self.loop.lost(f"committing stream {self.stream!r} ({lines})", exc) from exc
-                    lost = True
-                    log.warning(
-                        "stream %r: lost the connection to PostgreSQL at %s (%s); retrying %s in %.1f s",
-                        self.stream,
-                        self.loop.server,
-                        first_line(exc),
-                        lines,
-                        delay,
-                    )
-                    await pause(delay)
-        finally:
-            watch.cancel()
-            mine.set_result(committed)
-
-    async def _committed(self, number: int) -> bool:
-        """Whether batch `number` committed although its COMMIT's answer was lost."""
-        ref = self.ref
-        if ref is None:
-            return False
-        async with self.loop.pool.acquire() as conn:
-            return await write.committed_batches(conn, ref) >= number
-
-    async def _transaction(
-        self,
-        batch: Batch,
-        nbytes: int,
-        first: int,
-        direct: bool,
-        previous: asyncio.Future[bool] | None,
-        number: int,
-        session: list[int],
-    ) -> write.BatchResult:
-        columns = [c.name for c in self.columns]
-        schema, table = self.schema, self.dest.write_table
-        result = write.BatchResult()
-        async with self.loop.pool.acquire() as conn, conn.transaction():
-            session.append(conn.get_server_pid())
-            if batch.rejects:
-                await self.history.quarantine(conn, batch.rejects)
-            if batch.count and direct:
-                try:
-                    async with conn.transaction():  # a savepoint: a conflict falls back to the merge
-                        result = await write.append(conn, schema, table, columns, batch.payload)
-                except asyncpg.UniqueViolationError:  # another writer got there first
-                    log.info("stream %r, from line %d: keys already there, merging", self.stream, first)
-                    direct = False
-            if not batch.count or direct:
-                await _after(previous, first)
-            elif self.method == "append-only" or not self.key_columns:
-                result = await write.append(conn, schema, table, columns, batch.payload)
-                await _after(previous, first)
-            else:
-                generation = self.generation
-                await write.stage(conn, schema, table, columns, batch.payload, generation)
-                await _after(previous, first)
-                result = await write.merge(
-                    conn, schema, table, columns, self.key_columns, batch.count, generation
-                )
-            await write.account(conn, self.ref, result, nbytes, number)
-        return result
+        layout = Layout(
+            self.schema,
+            self.dest.write_table,
+            tuple(c.name for c in self.columns),
+            tuple(self.key_columns),
+            append=self.method == "append-only" or not self.key_columns,
+            generation=self.generation,
+            ref=self.ref,
+        )
+        segment.future = self.loop.submit(self.sender.send(sending, layout))
 
     def _account(self, segment: Segment[write.BatchResult], result: write.BatchResult) -> None:
         self.stats.inserted += result.inserted
@@ -476,8 +389,3 @@ class StreamLoader:
             f"recording the end of stream {self.stream!r}",
             lambda conn: self.history.finish(conn, load_id, status, error, self.stats.quarantined),
         )
-
-
-async def _after(previous: asyncio.Future[bool] | None, first: int) -> None:
-    if previous is not None and not await previous:
-        raise LoadError(f"batch from line {first} not committed: an earlier batch of its stream failed")

@@ -1,0 +1,164 @@
+"""Sending a stream's batches: one transaction each, in input order, through lost connections.
+
+Batches start in submission order (the loop runs them FIFO) and each waits for the one before it just
+before its merge or commit, so a batch's COPY overlaps the previous batch's merge, and a batch commits
+only if the one before it committed. A lost connection is retried on a new one; a COMMIT whose answer
+was lost is looked up first (`stream_loads.batches` counts the stream's committed batches), so a batch
+is never written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from target_flx import write
+from target_flx.batch import Batch
+from target_flx.connection import explain, first_line, is_connection_loss, pause
+from target_flx.errors import LoadError
+from target_flx.history import History
+from target_flx.loop import LoopThread
+
+log = logging.getLogger("target_flx.stream")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where and how a batch is written, fixed when it is sent (the stream's table may change later)."""
+
+    schema: str
+    table: str
+    columns: tuple[str, ...]
+    key_columns: tuple[str, ...]
+    append: bool  # append-only, or a stream without keys
+    generation: int  # names the staging table for this column layout
+    ref: write.LoadRef | None
+
+
+@dataclass(frozen=True)
+class Sending:
+    """One batch on its way: its lines (for messages), its number in the stream, the direct-COPY hint."""
+
+    batch: Batch
+    first: int
+    last: int
+    nbytes: int
+    number: int
+    direct: bool
+
+    @property
+    def lines(self) -> str:
+        return f"lines {self.first}-{self.last}"
+
+
+class BatchSender:
+    def __init__(self, stream: str, loop: LoopThread, history: History) -> None:
+        self.stream = stream
+        self.loop = loop
+        self.history = history
+        self._tail: asyncio.Future[bool] | None = None  # the last batch sent (loop thread only)
+
+    async def send(self, sending: Sending, layout: Layout) -> write.BatchResult:
+        previous, mine = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = mine
+        committed = False
+        session: list[int] = []  # the backend pid of the batch's connection, for the lock watch
+        watch = asyncio.ensure_future(
+            self.loop.watch_locks(f"stream {self.stream!r}, {sending.lines}", session)
+        )
+        try:
+            result = await self._retrying(sending, layout, previous, session)
+            committed = True
+            return result
+        finally:
+            watch.cancel()
+            mine.set_result(committed)
+
+    async def _retrying(
+        self,
+        sending: Sending,
+        layout: Layout,
+        previous: asyncio.Future[bool] | None,
+        session: list[int],
+    ) -> write.BatchResult:
+        delays = self.loop.reconnect.delays()
+        lost = False
+        while True:
+            try:
+                if lost and await self._committed(sending.number, layout.ref):
+                    result = write.BatchResult(inserted=sending.batch.count)
+                else:
+                    result = await self._transaction(sending, layout, previous, session)
+                if lost:
+                    log.warning(
+                        "stream %r: reconnected to PostgreSQL, %s committed", self.stream, sending.lines
+                    )
+                return result
+            except LoadError:
+                raise
+            except Exception as exc:
+                if not is_connection_loss(exc):
+                    raise LoadError(f"stream {self.stream!r}, {sending.lines}: {explain(exc)}") from exc
+                delay = next(delays, None)
+                if delay is None:
+                    raise self.loop.lost(f"committing stream {self.stream!r} ({sending.lines})", exc) from exc
+                lost = True
+                log.warning(
+                    "stream %r: lost the connection to PostgreSQL at %s (%s); retrying %s in %.1f s",
+                    self.stream,
+                    self.loop.server,
+                    first_line(exc),
+                    sending.lines,
+                    delay,
+                )
+                await pause(delay)
+
+    async def _committed(self, number: int, ref: write.LoadRef | None) -> bool:
+        """Whether batch `number` committed although its COMMIT's answer was lost."""
+        if ref is None:
+            return False
+        async with self.loop.pool.acquire() as conn:
+            return await write.committed_batches(conn, ref) >= number
+
+    async def _transaction(
+        self,
+        sending: Sending,
+        layout: Layout,
+        previous: asyncio.Future[bool] | None,
+        session: list[int],
+    ) -> write.BatchResult:
+        batch, first, direct = sending.batch, sending.first, sending.direct
+        schema, table, columns = layout.schema, layout.table, layout.columns
+        result = write.BatchResult()
+        async with self.loop.pool.acquire() as conn, conn.transaction():
+            session.append(conn.get_server_pid())
+            if batch.rejects:
+                await self.history.quarantine(conn, batch.rejects)
+            if batch.count and direct:
+                try:
+                    async with conn.transaction():  # a savepoint: a conflict falls back to the merge
+                        result = await write.append(conn, schema, table, columns, batch.payload)
+                except asyncpg.UniqueViolationError:  # another writer got there first
+                    log.info("stream %r, from line %d: keys already there, merging", self.stream, first)
+                    direct = False
+            if not batch.count or direct:
+                await _after(previous, first)
+            elif layout.append:
+                result = await write.append(conn, schema, table, columns, batch.payload)
+                await _after(previous, first)
+            else:
+                await write.stage(conn, schema, table, columns, batch.payload, layout.generation)
+                await _after(previous, first)
+                result = await write.merge(
+                    conn, schema, table, columns, layout.key_columns, batch.count, layout.generation
+                )
+            await write.account(conn, layout.ref, result, sending.nbytes, sending.number)
+        return result
+
+
+async def _after(previous: asyncio.Future[bool] | None, first: int) -> None:
+    if previous is not None and not await previous:
+        raise LoadError(f"batch from line {first} not committed: an earlier batch of its stream failed")
