@@ -4,8 +4,9 @@
  * (asyncpg's per-row tuple walk plus Python encoders for dates, times and jsonb: ~5 us a record). Here
  * a batch is one call: read each record's fields straight from the struct, encode each value by its
  * column's kind, append to one buffer. Whatever this file does not handle (an unusual Python type, a
- * numeric too large for the stack buffer, a time with a zone) is passed to the Python `fallback`, which
- * is the reference encoder; tests check both give PostgreSQL's own bytes.
+ * numeric too large for the stack buffer, a time with a zone, base64 text, an ARRAY column's JSON array) is
+ * passed to the Python `fallback`, which is the reference encoder; tests check both give PostgreSQL's
+ * own bytes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,6 +21,8 @@ enum Kind {
     K_INT2 = 1, K_INT4 = 2, K_INT8 = 3, K_NUMERIC = 4, K_FLOAT4 = 5, K_FLOAT8 = 6, K_BOOL = 7,
     K_TEXT = 8, K_DATE = 9, K_TIMESTAMPTZ = 10, K_TIMESTAMP = 11, K_TIME = 12, K_UUID = 13, K_JSONB = 14,
     K_NUMERIC_NOT_NULL = 15, /* numeric whose schema does not allow null: JSON null is invalid */
+    K_JSON = 16, K_BYTEA = 17, K_BYTEA_BASE16 = 18, K_BYTEA_BASE64 = 19,
+    K_ARRAY = 64, /* + the element's kind: always the Python fallback */
 };
 enum Source { S_FIELD = 0, S_EXTRACTED = 1, S_CONST = 2, S_VERSION = 3 };
 
@@ -137,7 +140,9 @@ static int zone_offset(Ctx *ctx, PyObject *dt, PyObject *zone, int64_t *out) {
     return 0;
 }
 
-static int enc_datetime(Ctx *ctx, Buf *b, PyObject *v, int with_zone) {
+/* timestamptz and timestamp alike: microseconds since 2000-01-01 UTC (for `timestamp without time zone`,
+ * the instant's UTC wall time); a naive value is UTC. */
+static int enc_datetime(Ctx *ctx, Buf *b, PyObject *v) {
     if (!PyDateTime_Check(v)) return FALLBACK;
     int64_t days = days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v), PyDateTime_GET_DAY(v));
     int64_t us = (days * 86400 + PyDateTime_DATE_GET_HOUR(v) * 3600 + PyDateTime_DATE_GET_MINUTE(v) * 60 +
@@ -146,7 +151,6 @@ static int enc_datetime(Ctx *ctx, Buf *b, PyObject *v, int with_zone) {
                  PyDateTime_DATE_GET_MICROSECOND(v);
     PyObject *zone = PyDateTime_DATE_GET_TZINFO(v);
     if (zone != Py_None) {
-        if (!with_zone) return FALLBACK;
         int64_t off;
         if (zone_offset(ctx, v, zone, &off) < 0) return -1;
         us -= off;
@@ -189,9 +193,31 @@ static int enc_uuid(Buf *b, PyObject *v, const char **why) {
     return 0;
 }
 
-/* A JSON number's text to numeric's binary form, as PostgreSQL's numeric_in would store it. */
+/* numeric's special values: no digits, the sign field says which; the display scale is what numeric_send
+ * gives for them. */
+static int enc_numeric_special(Buf *b, const char *s, Py_ssize_t n) {
+    int sign, dscale = 0x20;
+    if (n == 3 && memcmp(s, "NaN", 3) == 0) { sign = 0xC000; dscale = 0; }
+    else if (n == 8 && memcmp(s, "Infinity", 8) == 0) sign = 0xD000;
+    else if (n == 9 && memcmp(s, "-Infinity", 9) == 0) sign = 0xF000;
+    else return 0;
+    if (buf_reserve(b, 12) < 0) return -1;
+    put32(b, 8);
+    put16(b, 0);
+    put16(b, 0);
+    put16(b, sign);
+    put16(b, dscale);
+    return 1;
+}
+
+/* A JSON number's text to numeric's binary form, as PostgreSQL's numeric_in would store it. NaN and
+ * ±Infinity (bare tokens in the input, passed on by the codec as that text) are numeric's specials. */
 static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, const char **why) {
     const char *p = s, *end = s + n;
+    if (n > 0 && (*s == 'N' || *s == 'I' || (*s == '-' && n > 1 && s[1] == 'I'))) {
+        int special = enc_numeric_special(b, s, n);
+        if (special != 0) return special < 0 ? -1 : 0;
+    }
     int neg = 0;
     if (p < end && *p == '-') { neg = 1; p++; }
     if (p >= end || *p < '0' || *p > '9') {
@@ -275,6 +301,46 @@ static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, const char **wh
 }
 
 static int is_json_null(const char *s, Py_ssize_t n) { return n == 4 && memcmp(s, "null", 4) == 0; }
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* base16 text (`\x` or `0x` prefix and an odd digit count allowed) to bytea; anything else (spaces,
+ * bad digits) goes to the Python reference, which accepts or names it. */
+static int enc_base16(Buf *b, PyObject *v) {
+    if (!PyUnicode_Check(v)) return FALLBACK;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (s == NULL) {
+        PyErr_Clear();
+        return FALLBACK;
+    }
+    if (n >= 2 && (s[0] == '\\' || s[0] == '0') && s[1] == 'x') { s += 2; n -= 2; }
+    Py_ssize_t out = (n + 1) / 2;
+    if (out > INT32_MAX) return FALLBACK;
+    if (buf_reserve(b, 4 + out) < 0) return -1;
+    Py_ssize_t start = b->len;
+    put32(b, (int32_t)out);
+    Py_ssize_t i = 0;
+    char *dst = b->data + b->len;
+    if (n % 2) {
+        int lo = hex_digit(s[0]);
+        if (lo < 0) { b->len = start; return FALLBACK; }
+        *dst++ = (char)lo;
+        i = 1;
+    }
+    for (; i < n; i += 2) {
+        int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+        if (hi < 0 || lo < 0) { b->len = start; return FALLBACK; }
+        *dst++ = (char)(hi << 4 | lo);
+    }
+    b->len += out;
+    return 0;
+}
 
 static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) {
     switch (kind) {
@@ -360,10 +426,8 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
         put32(b, 4);
         put32(b, (int32_t)days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v), PyDateTime_GET_DAY(v)));
         return 0;
-    case K_TIMESTAMPTZ:
-        return enc_datetime(ctx, b, v, 1);
-    case K_TIMESTAMP:
-        return enc_datetime(ctx, b, v, 0);
+    case K_TIMESTAMPTZ: case K_TIMESTAMP:
+        return enc_datetime(ctx, b, v);
     case K_TIME: {
         if (!PyTime_Check(v) || PyDateTime_TIME_GET_TZINFO(v) != Py_None) return FALLBACK;
         int64_t us = ((int64_t)PyDateTime_TIME_GET_HOUR(v) * 3600 + PyDateTime_TIME_GET_MINUTE(v) * 60 +
@@ -377,12 +441,13 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
     }
     case K_UUID:
         return enc_uuid(b, v, why);
-    case K_JSONB: {
+    case K_JSONB: case K_JSON: {
+        int version = kind == K_JSONB; /* jsonb's binary form starts with a version byte, json's does not */
         if (PyUnicode_Check(v)) {
             Py_ssize_t n;
             const char *s = PyUnicode_AsUTF8AndSize(v, &n);
             if (s == NULL) return -1;
-            return put_bytes(b, s, n, 1);
+            return put_bytes(b, s, n, version);
         }
         if (!PyObject_CheckBuffer(v)) return FALLBACK;
         Py_buffer view;
@@ -392,12 +457,20 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
             rc = buf_reserve(b, 4);
             if (rc == 0) put32(b, -1);
         } else {
-            rc = put_bytes(b, view.buf, view.len, 1);
+            rc = put_bytes(b, view.buf, view.len, version);
         }
         PyBuffer_Release(&view);
         return rc;
     }
+    case K_BYTEA:
+        if (!PyBytes_CheckExact(v)) return FALLBACK;
+        return put_bytes(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), 0);
+    case K_BYTEA_BASE16:
+        return enc_base16(b, v);
+    case K_BYTEA_BASE64:
+        return FALLBACK;
     default:
+        if (kind > K_ARRAY) return FALLBACK;
         PyErr_Format(PyExc_ValueError, "unknown column kind %d", kind);
         return -1;
     }

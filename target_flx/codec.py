@@ -1,14 +1,19 @@
 """Per-stream decoding of RECORD lines into rows for binary COPY: validation and parsing in one step.
 
 A whole batch of RECORD lines is decoded by one msgspec call into typed structs (C code: no per-record
-dicts, no jsonschema), then a generated comprehension turns them into the tuples asyncpg copies. A
-validation error carries the batch index and the field, which map back to the input line number.
+dicts, no jsonschema), then the encoder (copybin.py) turns them into one binary COPY stream. A validation
+error carries the batch index and the field, which map back to the input line number, and the value.
+
+Only when msgspec refuses a batch are lines looked at one by one: bare `NaN`/`Infinity`/`-Infinity`
+tokens (which Python's json and some taps write) are read there, so a batch without them costs nothing.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,13 +27,17 @@ from target_flx.convert import Converter, converter, raw_to_jsonb
 from target_flx.copybin import CONST, EXTRACTED, FIELD, VERSION, PlanColumn
 from target_flx.errors import InputError, MissingKeyProperty
 from target_flx.types import (
+    INTEGER_RANGES,
     UUID_PATTERN,
     UUID_TEXT,
     ColumnType,
     allows_null,
     constrained,
+    is_secret,
     normalize,
     python_type,
+    resolved,
+    wide_bounds,
 )
 
 # Columns singer-sdk targets add with `add_record_metadata` (same names, same meaning).
@@ -90,10 +99,15 @@ class RecordCodec:
         self.validate = validate
         self.columns = list(columns)
         record_columns = [c for c in self.columns if c.prop is not None]
+        self._attributes = {c.prop: f"f{i}" for i, c in enumerate(record_columns)}
+        self._secret = {p for p, sch in property_schemas.items() if isinstance(sch, dict) and is_secret(sch)}
+        # integer bounds beyond int64, which msgspec cannot check: (attribute, property, bounds)
+        self._wide_bounds: list[tuple[str, str, tuple[Any, Any, Any, Any]]] = []
         strict: list[tuple[Any, ...]] = []
         rename: dict[str, str] = {}
         converters: dict[int, Converter] = {}
         self.key_attributes = [f"f{i}" for i, c in enumerate(record_columns) if c.prop in key_properties]
+        self._key_props = set(key_properties)
         self._number_fields: list[str] = []  # attributes holding a number's raw JSON text
         # Numbers are decoded as their exact JSON text and encoded to numeric's binary form from it (see
         # copybin.py): no Decimal object. Not keys: upserts keep the last record per key by comparing
@@ -105,8 +119,10 @@ class RecordCodec:
         not_null: set[int] = set()
         for i, col in enumerate(record_columns):
             assert col.prop is not None
-            schema = property_schemas.get(col.prop, {})
+            schema = resolved(property_schemas.get(col.prop, {}))
             decode_type = _decode_type(col, schema)
+            if col.json_kind == "integer" and (bounds := wide_bounds(schema)) is not None:
+                self._wide_bounds.append((f"f{i}", col.prop, bounds))
             if (conv := _converter(col)) is not None:
                 converters[i] = conv
             is_key = col.prop in key_properties
@@ -142,33 +158,161 @@ class RecordCodec:
     def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
         """Decode as many leading lines as are valid; report the first invalid one."""
         failure = None
+        batch = b"[" + b",".join(lines) + b"]"
         try:
-            messages = self._decoder.decode(b"[" + b",".join(lines) + b"]")
+            messages = self._decoder.decode(batch)
         except msgspec.ValidationError as exc:
             failure = parse_error(str(exc))
         except msgspec.DecodeError:
+            if b"NaN" in batch or b"Infinity" in batch:
+                return self._decode_specials(lines)
             failure = _first_malformed(lines)
         if failure is not None:
             good = lines[: failure.index]
             messages = self._decoder.decode(b"[" + b",".join(good) + b"]") if good else []
+            failure = self._with_value(failure, lines[failure.index])
+        if self._wide_bounds and (bad := self._check_wide_bounds(messages)) is not None:
+            messages, failure = messages[: bad.index], bad
         return messages, failure
+
+    def _decode_specials(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
+        """`decode` for a batch holding lines with bare NaN/Infinity tokens: runs of other lines still in
+        one call each, those lines one at a time."""
+        messages: list[Any] = []
+        i, n = 0, len(lines)
+        while i < n:
+            j = i
+            while j < n and not _maybe_special(lines[j]):
+                j += 1
+            if j > i:
+                good, failure = self.decode(lines[i:j])
+                messages.extend(good)
+                if failure is not None:
+                    failure.index += i
+                    return messages, failure
+                i = j
+                continue
+            try:
+                messages.append(self._decode_special_line(lines[i]))
+            except msgspec.ValidationError as exc:
+                if isinstance(exc, _Refused):
+                    return messages, DecodeFailure(i, exc.field, str(exc))
+                failure = parse_error(str(exc))
+                failure.index = i
+                return messages, self._with_value(failure, lines[i])
+            except msgspec.DecodeError as exc:
+                return messages, DecodeFailure(i, None, f"malformed JSON ({exc})")
+            i += 1
+        return messages, None
+
+    def _decode_special_line(self, line: bytes) -> Any:
+        try:
+            message = self._decoder.decode(b"[" + line + b"]")[0]  # the token text was inside a string
+        except msgspec.DecodeError:
+            return self._decode_generic(line, _special_json(line))
+        if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
+            raise _Refused(bad.message, bad.field)
+        return message
 
     def decode_lenient(self, line: bytes) -> Any:
         """The slow path for one line the strict decoder refused, accepting what JSON Schema accepts and
-        msgspec does not: 1.0 for an integer, ISO 8601 date-times without the RFC 3339 'T' or colon.
-        What the strict decoder accepts (a value only a batch check refused) is read as it reads it."""
+        msgspec does not: 1.0 for an integer, ISO 8601 date-times without the RFC 3339 'T' or colon, UTC
+        offsets with seconds, bare NaN/Infinity tokens where the column holds them. What the strict
+        decoder accepts (a value only a batch check refused) is read as it reads it."""
         try:
-            return self._as_batch_layout(self._one.decode(line))
+            message = self._as_batch_layout(self._one.decode(line))
         except msgspec.ValidationError:
             pass
-        generic = _LENIENT.decode(line)
+        except msgspec.DecodeError:
+            if not _maybe_special(line):
+                raise
+            return self._decode_generic(line, _special_json(line))
+        else:
+            if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
+                raise _Refused(bad.message, bad.field)
+            return message
+        return self._decode_generic(line, _LENIENT.decode(line))
+
+    def _decode_generic(self, line: bytes, generic: Any) -> Any:
+        """One line from its generic decoding (dicts, lists, Decimals): relaxed per column, re-encoded and
+        decoded by the strict decoder; values JSON cannot carry (NaN, an offset with seconds) are put into
+        the struct afterwards."""
         record = generic.get("record") if isinstance(generic, dict) else None
+        exact: dict[str, Any] = {}  # attribute -> the value to put in after decoding
         if isinstance(record, dict):
             for column in self.columns:
-                if column.prop in record:
-                    record[column.prop] = _relax(column.json_kind, record[column.prop], self.validate)
+                if column.prop not in record:
+                    continue
+                value = _relax(column.json_kind, record[column.prop], self.validate)
+                attr = self._attributes[column.prop]
+                if isinstance(value, decimal.Decimal) and not value.is_finite():
+                    exact[attr] = self._special_number(column, value)
+                    value = 0
+                elif isinstance(value, datetime.datetime) and _sub_minute_offset(value):
+                    exact[attr] = value  # msgspec would write the offset rounded to whole minutes
+                    value = value.replace(tzinfo=datetime.UTC)
+                elif isinstance(value, dict | list) and _holds_special(value):
+                    raise _Refused(
+                        f"a NaN or Infinity inside a JSON value cannot be stored, got {_shown(value)}",
+                        column.prop,
+                    )
+                record[column.prop] = value
         message = self._one.decode(_EXACT.encode(generic))  # re-encoded: JSON columns stay raw JSON text
-        return self._as_batch_layout(message)
+        message = self._as_batch_layout(message)
+        for attr, value in exact.items():
+            setattr(message.record, attr, value)
+        if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
+            raise _Refused(bad.message, bad.field)
+        return message
+
+    def _special_number(self, column: Column, value: decimal.Decimal) -> Any:
+        """A NaN or ±Infinity for `column`: what its encoder takes, or a one-line refusal naming it."""
+        shown = _special_text(value)
+        pg_type = normalize(column.pg_type)
+        if column.json_kind != "number" or pg_type not in ("numeric", "real", "double precision"):
+            message = f"{shown} does not fit a {pg_type} column (a {column.json_kind} property)"
+            raise _Refused(message, column.prop)
+        if pg_type == "numeric" and _as_raw_number(column) and column.prop not in self._key_props:
+            return Raw(shown.encode())
+        return value
+
+    def _check_wide_bounds(self, messages: list[Any]) -> DecodeFailure | None:
+        """The first record breaking an integer bound beyond int64 (compared exactly: Python ints)."""
+        for attr, prop, (lo, hi, lo_x, hi_x) in self._wide_bounds:
+            for index, message in enumerate(messages):
+                value = getattr(message.record, attr)
+                if value is None or not isinstance(value, int):
+                    continue
+                for bound, broken, sign in (
+                    (lo, lo is not None and value < lo, ">="),
+                    (hi, hi is not None and value > hi, "<="),
+                    (lo_x, lo_x is not None and value <= lo_x, ">"),
+                    (hi_x, hi_x is not None and value >= hi_x, "<"),
+                ):
+                    if broken:
+                        shown = "" if prop in self._secret else f", got {value}"
+                        return DecodeFailure(index, prop, f"Expected int {sign} {bound}{shown}")
+        return None
+
+    def _with_value(self, failure: DecodeFailure, line: bytes) -> DecodeFailure:
+        """The failure's message with the offending value (cut short; never a secret property's)."""
+        prop = failure.field
+        if prop is None or prop not in self._attributes or prop in self._secret:
+            return failure
+        if "missing required field" in failure.message:
+            return failure
+        try:
+            generic = _LENIENT.decode(line)
+        except msgspec.DecodeError:
+            try:
+                generic = _special_json(line)
+            except msgspec.DecodeError:
+                return failure
+        record = generic.get("record") if isinstance(generic, dict) else None
+        if not isinstance(record, dict) or prop not in record:
+            return failure
+        failure.message = _with_shown(failure.message, _shown(record[prop]))
+        return failure
 
     def _as_batch_layout(self, message: Any) -> Any:
         for attr in self._number_fields:  # the batch layout carries numbers as their JSON text
@@ -197,9 +341,10 @@ class RecordCodec:
         value = getattr(messages[index].record, plan[column_index].arg)
         if message == "not a UUID":
             message = f"Expected str matching regex {UUID_PATTERN!r}"
-        elif message.startswith("Expected a number"):
-            got = "null" if value is None else bytes(value)[:40].decode(errors="replace")
-            message = f"Expected a number, got {got}"
+        elif message.startswith("Expected a number, got"):
+            message = "Expected a number"
+        if column.prop not in self._secret:
+            message = _with_shown(message, "null" if value is None else _shown(value))
         return DecodeFailure(index, column.prop, message)
 
 
@@ -212,10 +357,16 @@ class _Extracted(dict[str | None, bytes | None]):
         self[None] = None  # the usual case (no time_extracted): a dict hit, not a __missing__ call
 
     def __missing__(self, key: str | None) -> bytes | None:
+        value: datetime.datetime | None
         try:
             value = msgspec.convert(key, datetime.datetime)
         except msgspec.ValidationError:
-            raise InputError(f"time_extracted {key!r} is not a date-time", stream=self.stream) from None
+            try:  # what RFC 3339 leaves out: an offset with seconds, a space for the 'T'
+                value = datetime.datetime.fromisoformat(key) if isinstance(key, str) else None
+            except ValueError:
+                value = None
+        if value is None:
+            raise InputError(f"time_extracted {key!r} is not a date-time", stream=self.stream)
         self[key] = encoded = _encode_timestamptz(value)
         return encoded
 
@@ -227,6 +378,70 @@ def _encode_timestamptz(value: datetime.datetime) -> bytes:
 
 
 _LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_SHOWN_LENGTH = 80
+
+
+class _Refused(msgspec.ValidationError):
+    """A value no column type here can take (a NaN for an integer, say), named for the error line."""
+
+    def __init__(self, message: str, field: str | None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _maybe_special(line: bytes) -> bool:
+    return b"NaN" in line or b"Infinity" in line
+
+
+def _special_json(line: bytes) -> Any:
+    """A line holding bare NaN/Infinity tokens, read by Python's json (which writes them too); numbers
+    as Decimal, so they stay exact."""
+    try:
+        return json.loads(line, parse_float=decimal.Decimal, parse_constant=decimal.Decimal)
+    except (ValueError, RecursionError) as exc:
+        raise msgspec.DecodeError(str(exc)) from None
+
+
+def _special_text(value: decimal.Decimal) -> str:
+    return "NaN" if value.is_nan() else "-Infinity" if value < 0 else "Infinity"
+
+
+def _holds_special(value: Any) -> bool:
+    if isinstance(value, decimal.Decimal):
+        return not value.is_finite()
+    if isinstance(value, dict):
+        return any(_holds_special(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_special(v) for v in value)
+    return False
+
+
+def _sub_minute_offset(value: datetime.datetime) -> bool:
+    offset = value.utcoffset()
+    return offset is not None and offset % datetime.timedelta(minutes=1) != datetime.timedelta(0)
+
+
+def _shown(value: Any) -> str:
+    """A value as it would be written in JSON, cut to about 80 characters."""
+    if isinstance(value, Raw | bytes | bytearray | memoryview):
+        text = bytes(value).decode(errors="replace")
+    elif isinstance(value, decimal.Decimal) and not value.is_finite():
+        text = _special_text(value)
+    else:
+        try:
+            text = _EXACT.encode(value).decode()
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 1] + "…"
+
+
+def _with_shown(message: str, shown: str) -> str:
+    """`Expected int, got str` → `Expected int, got str "two"`; `Expected int >= 0` → `…, got -1`."""
+    if re.search(r", got [A-Za-z_ ]+$", message):
+        return f"{message} {shown}"
+    return f"{message}, got {shown}"
+
+
 # A value holding a newline cannot pass as two: each piece would be shorter than a UUID.
 _UUID_SHAPE = Annotated[str, msgspec.Meta(max_length=36)]
 
@@ -260,6 +475,9 @@ def _message_struct(stream: str, record_type: Any) -> Any:
 _EXACT = msgspec.json.Encoder(decimal_format="number")
 
 
+_ONE_DIGIT_HOUR = re.compile(r"[0-9]:[0-5][0-9]:[0-5][0-9]")
+
+
 def _relax(kind: str, value: Any, validate: bool) -> Any:
     if kind == "integer" and isinstance(value, decimal.Decimal) and value == value.to_integral_value():
         return int(value)
@@ -268,6 +486,8 @@ def _relax(kind: str, value: Any, validate: bool) -> Any:
             return datetime.datetime.fromisoformat(value)
         except ValueError:
             return value
+    if kind == "time" and isinstance(value, str) and _ONE_DIGIT_HOUR.match(value):
+        return "0" + value  # "0:00:00", as Python's str() of a timedelta writes it
     if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
         return decimal.Decimal(value)
     if kind == "string" and not validate and isinstance(value, int | decimal.Decimal | bool):
@@ -314,13 +534,28 @@ def _safe(name: str) -> str:
     return cleaned if cleaned.isidentifier() else f"S_{cleaned}"
 
 
+_TEXT_KINDS = ("date-time", "date", "time", "uuid", "base16", "base64")
+
+
 def _decode_type(col: Column, schema: dict[str, Any]) -> Any:
     """The column's own Python type when the JSON kind maps to it directly, else the JSON kind's type."""
     natural = ColumnType(col.pg_type, col.json_kind)
     column_python = python_type(col.pg_type)
     kind_python = natural.decode_type
-    if col.json_kind == "integer" and normalize(col.pg_type) in ("smallint", "integer", "bigint"):
-        return column_python  # bounded int: an out-of-range value is reported, and the column widened
+    if col.json_kind in _TEXT_KINDS and normalize(col.pg_type) == "text":
+        return constrained(str, schema)  # a text column keeps the string as sent, not a parsed value
+    if col.json_kind == "integer" and normalize(col.pg_type) in INTEGER_RANGES:
+        # bounded by the column and the schema: a value beyond the column's range (only) widens it
+        lo, hi = INTEGER_RANGES[normalize(col.pg_type)]
+        for key, bound in (("minimum", 0), ("exclusiveMinimum", 1)):
+            if isinstance(value := schema.get(key), int | float) and not isinstance(value, bool):
+                lo = max(lo, math.floor(value) + 1 if bound or value != math.floor(value) else int(value))
+        for key, bound in (("maximum", 0), ("exclusiveMaximum", 1)):
+            if isinstance(value := schema.get(key), int | float) and not isinstance(value, bool):
+                hi = min(hi, math.ceil(value) - 1 if bound or value != math.ceil(value) else int(value))
+        if (lo, hi) == INTEGER_RANGES[normalize(col.pg_type)]:
+            return column_python
+        return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
     return constrained(kind_python, schema)
 
 
@@ -346,7 +581,7 @@ def _plan(
             plan.append(PlanColumn(sources[col.name], col.name, copybin.kind_of(col.pg_type), None))
             continue
         conv = converters.get(i)
-        kind = copybin.NUMERIC_NOT_NULL if i in not_null else copybin.kind_of(col.pg_type)
+        kind = copybin.NUMERIC_NOT_NULL if i in not_null else copybin.column_kind(col.pg_type, col.json_kind)
         # JSON null in a jsonb column is SQL NULL: the encoder does that itself, no call per value
         plan.append(PlanColumn(FIELD, f"f{i}", kind, None if conv is raw_to_jsonb else conv))
         i += 1

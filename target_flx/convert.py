@@ -26,7 +26,14 @@ def raw_to_jsonb(raw: Raw | None) -> Raw | None:
 
 
 def _raw_to_text(raw: Raw | None) -> str | None:
-    return None if raw is None or is_json_null(raw) else bytes(raw).decode()
+    """A JSON value in a text column: a string as itself, anything else as its JSON text."""
+    if raw is None or is_json_null(raw):
+        return None
+    text = bytes(raw)
+    if text[:1] == b'"':
+        decoded: str = msgspec.json.decode(text)
+        return decoded
+    return text.decode()
 
 
 def _to_text(value: Any) -> str | None:
@@ -43,26 +50,18 @@ def _date_to_timestamptz(value: datetime.date | None) -> datetime.datetime | Non
     return datetime.datetime(value.year, value.month, value.day, tzinfo=_UTC)
 
 
-def _naive_utc(value: datetime.datetime | None) -> datetime.datetime | None:
-    """For `timestamp without time zone` columns: the UTC wall time of the instant."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(_UTC).replace(tzinfo=None)
-
-
 def converter(json_kind: str, pg_type: str) -> Converter | None:
     """The per-value step from a `json_kind` value to a `pg_type` column, or None when none is needed."""
     pg_type = normalize(pg_type)
     if json_kind == "json":
-        if pg_type == "jsonb":
-            return raw_to_jsonb
+        if pg_type in ("jsonb", "json") or pg_type.endswith("[]"):
+            return raw_to_jsonb  # an ARRAY column's encoder reads the JSON array itself
         return _raw_to_text
     if pg_type == "text":
-        return None if json_kind == "string" else _to_text
-    if pg_type == "timestamp with time zone" and json_kind == "date":
+        return None if json_kind in ("string", "base16", "base64") else _to_text
+    # a `timestamp without time zone` column gets the instant's UTC wall time from the encoder itself
+    if pg_type in ("timestamp with time zone", "timestamp without time zone") and json_kind == "date":
         return _date_to_timestamptz
-    if pg_type == "timestamp without time zone":
-        return _naive_utc
-    if pg_type == "jsonb":
+    if pg_type in ("jsonb", "json"):
         return lambda v: None if v is None else msgspec.json.encode(v)
     return None

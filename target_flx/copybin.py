@@ -15,6 +15,8 @@ three with each other and with PostgreSQL's own `*_send` output.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import decimal
 import functools
@@ -25,6 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import msgspec
 from msgspec import Raw
 
 from target_flx.types import UUID_PATTERN, normalize
@@ -49,8 +52,30 @@ KINDS = {
     "time without time zone": 12,
     "uuid": 13,
     "jsonb": 14,
+    "json": 16,
+    "bytea": 17,
 }
 NUMERIC_NOT_NULL = 15  # numeric whose schema does not allow null: JSON null is invalid, not SQL NULL
+BYTEA_BASE16, BYTEA_BASE64 = 18, 19  # bytea from a string with that `contentEncoding`
+VARCHAR_ELEMENT = 20  # text, but named `character varying` inside an array
+ARRAY = 64  # + the element's kind: a one-dimensional ARRAY filled from a JSON array
+_ELEMENT_OIDS = {
+    1: 21,
+    2: 23,
+    3: 20,
+    4: 1700,
+    5: 700,
+    6: 701,
+    7: 16,
+    8: 25,
+    9: 1082,
+    10: 1184,
+    11: 1114,
+    12: 1083,
+    13: 2950,
+    14: 3802,
+    VARCHAR_ELEMENT: 1043,
+}
 FIELD, EXTRACTED, CONST, VERSION = 0, 1, 2, 3
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 TRAILER = b"\xff\xff"
@@ -70,7 +95,21 @@ class InvalidValue(ValueError):
 
 
 def kind_of(pg_type: str) -> int:
-    return KINDS[normalize(pg_type)]
+    pg_type = normalize(pg_type)
+    if pg_type.endswith("[]"):
+        element = pg_type.removesuffix("[]")
+        return ARRAY + (VARCHAR_ELEMENT if element == "character varying" else KINDS[element])
+    return KINDS[pg_type]
+
+
+def column_kind(pg_type: str, json_kind: str) -> int:
+    """The encoder kind for a property of `json_kind` in a `pg_type` column."""
+    kind = kind_of(pg_type)
+    if kind == KINDS["bytea"] and json_kind == "base16":
+        return BYTEA_BASE16
+    if kind == KINDS["bytea"] and json_kind == "base64":
+        return BYTEA_BASE64
+    return kind
 
 
 Failure = tuple[int, int, str]  # (row index, column index, message)
@@ -171,6 +210,8 @@ def encode_value(kind: int, value: Any) -> bytes | None:
             raise InvalidValue("Expected a number, got null")
         return _numeric(value)
     if kind in (5, 6):
+        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+            raise InvalidValue(f"Expected a number, got {type(value).__name__}")
         number = float(value)
         if kind == 6:
             return _FLOAT8.pack(number)
@@ -189,10 +230,12 @@ def encode_value(kind: int, value: Any) -> bytes | None:
         return _INT32.pack(value.toordinal() - _PG_EPOCH_ORDINAL)
     if kind in (10, 11):
         return _INT64.pack(_epoch_us(value))
-    if kind == 12:
-        return _INT64.pack(
-            ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
-        )
+    if kind == 12:  # a time with an offset is its UTC time, as a date-time is its UTC instant
+        micro = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
+        offset = value.utcoffset()
+        if offset:
+            micro = (micro - offset // datetime.timedelta(microseconds=1)) % 86_400_000_000
+        return _INT64.pack(micro)
     if kind == 13:
         try:
             return uuid.UUID(_uuid_text(value)).bytes
@@ -200,7 +243,89 @@ def encode_value(kind: int, value: Any) -> bytes | None:
             raise InvalidValue("not a UUID") from None
     if kind == 14:
         return _jsonb(value)
+    if kind == 16:
+        encoded = _jsonb(value)
+        return None if encoded is None else encoded[1:]
+    if kind == 17:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        return str(value).encode()
+    if kind == BYTEA_BASE16:
+        return _from_base16(value)
+    if kind == BYTEA_BASE64:
+        try:
+            return base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidValue("Expected base64 text") from None
+    if kind > ARRAY and kind - ARRAY in _ELEMENT_OIDS:
+        return _array(kind - ARRAY, value)
     raise ValueError(f"unknown column kind {kind}")
+
+
+def _from_base16(value: Any) -> bytes:
+    """Hex text to bytes, as MeltanoLabs target-postgres reads `contentEncoding: base16` (a `\\x` or `0x`
+    prefix and an odd number of digits allowed)."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"Expected base16 text, got {type(value).__name__}")
+    text = value[2:] if value.startswith(("\\x", "0x")) else value
+    if len(text) % 2:
+        text = "0" + text
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise InvalidValue("Expected base16 (hex) text") from None
+
+
+_ARRAY_ITEMS = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_ITEM_TEXT = msgspec.json.Encoder(decimal_format="number")
+
+
+def _array(element: int, value: Any) -> bytes | None:
+    """A JSON array in PostgreSQL's binary array form (one dimension, lower bound 1)."""
+    if isinstance(value, Raw | bytes | bytearray | memoryview):
+        data = bytes(value)
+        if data == b"null":
+            return None
+        items = _ARRAY_ITEMS.decode(data)
+    elif isinstance(value, str):
+        items = _ARRAY_ITEMS.decode(value)
+    else:
+        items = value
+    if not isinstance(items, list):
+        raise InvalidValue(f"Expected an array, got {type(items).__name__}")
+    parts = [b""]
+    has_null = 0
+    for item in items:
+        if item is None:
+            has_null = 1
+            parts.append(_NULL)
+            continue
+        encoded = _array_item(element, item)
+        parts.append(_INT32.pack(len(encoded)) + encoded)
+    oid = _ELEMENT_OIDS[element]
+    dims = struct.pack("!iiiii", 1, has_null, oid, len(items), 1) if items else struct.pack("!iii", 0, 0, oid)
+    parts[0] = dims
+    return b"".join(parts)
+
+
+def _array_item(element: int, item: Any) -> bytes:
+    if element in (8, VARCHAR_ELEMENT):
+        return item.encode() if isinstance(item, str) else _ITEM_TEXT.encode(item)
+    if element == 14:
+        return b"\x01" + _ITEM_TEXT.encode(item)
+    if isinstance(item, list | dict):
+        raise InvalidValue(f"Expected an array of scalars, got an element of type {type(item).__name__}")
+    if element in _INT_RANGES and isinstance(item, decimal.Decimal) and item == item.to_integral_value():
+        item = int(item)
+    elif element in (9, 10, 11, 12) and isinstance(item, str):
+        typ = {9: datetime.date, 10: datetime.datetime, 11: datetime.datetime, 12: datetime.time}[element]
+        try:
+            item = msgspec.convert(item, typ)
+        except msgspec.ValidationError:
+            raise InvalidValue(f"Expected {typ.__name__} elements, got {item!r:.80}") from None
+    encoded = encode_value(element, item)
+    assert encoded is not None
+    return encoded
 
 
 def _epoch_us(value: datetime.datetime) -> int:
@@ -240,13 +365,16 @@ def _jsonb(value: Any) -> bytes | None:
 def _numeric(value: Any) -> bytes | None:
     """numeric's binary form (base-10000 digits), exactly what PostgreSQL stores for the decimal text.
     A JSON number's text is split as it is when it has no exponent (the usual case); any other number is
-    first written out in plain decimal by Decimal."""
+    first written out in plain decimal by Decimal. NaN and ±Infinity (bare tokens in the input, which the
+    codec passes as `Raw(b"NaN")` and so on) are numeric's special values."""
     if isinstance(value, Raw | bytes | bytearray | memoryview):
         text = bytes(value)
         if text == b"null":
             return None
         if (plain := _PLAIN_NUMBER.fullmatch(text)) is not None:
             return _numeric_from_plain(*plain.groups())
+        if (special := _NUMERIC_SPECIALS.get(text)) is not None:
+            return special
         if not text[:1].isdigit() and not (text[:1] == b"-" and text[1:2].isdigit()):
             raise InvalidValue("Expected a number")
         number = decimal.Decimal(text.decode())
@@ -259,7 +387,9 @@ def _numeric(value: Any) -> bytes | None:
     else:
         raise InvalidValue(f"Expected a number, got {type(value).__name__}")
     if not number.is_finite():
-        raise InvalidValue("numeric value is not finite")
+        if number.is_snan():
+            raise InvalidValue("Expected a number, got sNaN")
+        return _NUMERIC_SPECIALS[b"NaN" if number.is_nan() else b"-Infinity" if number < 0 else b"Infinity"]
     # PostgreSQL's range, checked before writing the digits out: 1e999999 would be a megabyte of zeros
     _, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)
@@ -296,7 +426,14 @@ def _numeric_from_plain(sign: bytes, whole: bytes, fraction: bytes | None) -> by
 
 
 _PLAIN_NUMBER = re.compile(rb"(-?)([0-9]+)(?:\.([0-9]+))?")
-_NUMERIC_HEAD = struct.Struct("!hhhh")
+_NUMERIC_HEAD = struct.Struct("!hhHh")
+# numeric's special values (PostgreSQL 14+ for the infinities): no digits, the sign field says which; the
+# display scale field is what numeric_send gives for them
+_NUMERIC_SPECIALS = {
+    b"NaN": _NUMERIC_HEAD.pack(0, 0, 0xC000, 0),
+    b"Infinity": _NUMERIC_HEAD.pack(0, 0, 0xD000, 0x20),
+    b"-Infinity": _NUMERIC_HEAD.pack(0, 0, 0xF000, 0x20),
+}
 
 
 def _overflow() -> bytes:

@@ -1,4 +1,7 @@
-"""Creating and evolving destination tables: add columns, widen types in place, never drop or narrow."""
+"""Creating and evolving destination tables: add columns, adopt or widen types in place, never drop or narrow.
+
+A table made by another loader (MeltanoLabs target-postgres, say) is used as it is: each existing column
+keeps its type wherever the property's values fit it exactly (see `types.adopt`)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from target_flx.naming import qualified, quote
-from target_flx.types import normalize, widen
+from target_flx.naming import MAX_IDENTIFIER_BYTES, legacy_conform, qualified, quote
+from target_flx.types import adopt, normalize
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +69,60 @@ async def ensure_table(conn: asyncpg.Connection, spec: TableSpec) -> dict[str, s
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.schema)}")
         current = await existing_columns(conn, spec.schema, spec.table)
         if current is None:
+            current = await _rename_legacy_table(conn, spec)
+        if current is None:
             await conn.execute(_create_sql(spec))
             log.info("Created table %s", spec.name)
             return {name: normalize(t) for name, t in spec.columns.items()}
         for name, wanted in spec.columns.items():
+            legacy = legacy_conform(name)
+            if name not in current and legacy in current and legacy not in spec.columns:
+                await conn.execute(f"ALTER TABLE {spec.name} RENAME COLUMN {quote(legacy)} TO {quote(name)}")
+                log.info(
+                    "Renamed column %s.%s to %s (the name as sent)", spec.name, quote(legacy), quote(name)
+                )
+                current[name] = current.pop(legacy)
             if name not in current:
                 await conn.execute(f"ALTER TABLE {spec.name} ADD COLUMN {quote(name)} {wanted}")
                 log.info("Added column %s.%s %s", spec.name, quote(name), wanted)
                 current[name] = normalize(wanted)
                 continue
-            target = widen(current[name], wanted)
+            target = adopt(current[name], wanted)
             if target != current[name]:
                 await conn.execute(
                     f"ALTER TABLE {spec.name} ALTER COLUMN {quote(name)} TYPE {target} "
-                    f"USING {quote(name)}::{target}"
+                    f"USING {_cast(quote(name), current[name], target)}"
                 )
                 log.info("Widened column %s.%s from %s to %s", spec.name, quote(name), current[name], target)
                 current[name] = target
         if spec.primary_key and spec.keys:
             await _ensure_unique_keys(conn, spec)
         return current
+
+
+async def _rename_legacy_table(conn: asyncpg.Connection, spec: TableSpec) -> dict[str, str] | None:
+    """A table an earlier target-flx made under the conformed (lower-cased) name becomes the table under
+    the name as sent; its columns, or None when there is no such table."""
+    legacy = legacy_conform(spec.table)
+    if legacy == spec.table or len(legacy.encode()) > MAX_IDENTIFIER_BYTES:
+        return None
+    current = await existing_columns(conn, spec.schema, legacy)
+    if current is not None:
+        await conn.execute(f"ALTER TABLE {qualified(spec.schema, legacy)} RENAME TO {quote(spec.table)}")
+        log.info("Renamed table %s to %s (the name as sent)", qualified(spec.schema, legacy), spec.name)
+    return current
+
+
+def _cast(column: str, current: str, target: str) -> str:
+    """The value of `column` as `target`: instants stay instants (a timestamp without time zone and a
+    date are UTC), arrays become JSON arrays."""
+    if target == "timestamp with time zone" and current == "timestamp without time zone":
+        return f"{column} AT TIME ZONE 'UTC'"
+    if target == "timestamp with time zone" and current == "date":
+        return f"{column}::timestamp AT TIME ZONE 'UTC'"
+    if target == "jsonb" and current.endswith("[]"):
+        return f"to_jsonb({column})"
+    return f"{column}::{target}"
 
 
 def _create_sql(spec: TableSpec) -> str:

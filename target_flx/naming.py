@@ -1,8 +1,12 @@
-"""Stream and property names → PostgreSQL identifiers, compatible with singer-sdk SQL targets.
+"""Stream and property names → PostgreSQL identifiers, as MeltanoLabs target-postgres makes them.
 
-Names are conformed the way singer-sdk's SQLSink does (so tables made by MeltanoLabs target-postgres keep
-their columns when a project switches), then shortened to PostgreSQL's 63-byte limit with a stable hash
-suffix, so two long names that share a prefix never collide and a rerun finds the same column again.
+Names are kept exactly as sent and always quoted (`"TestCamel"."clientName"`, `"Mixed Case"`, `"with-dash"`,
+`"dot.name"`), so a project that switches from MeltanoLabs target-postgres finds the same tables and
+columns. A `schema-table` stream name picks the schema when no `default_target_schema` is set (the part
+before the last dash, for names of two or three parts) and the table is the part after the last dash, as
+in singer-sdk. Only a name over PostgreSQL's 63-byte limit changes (MeltanoLabs refuses those): a readable
+prefix and a stable hash of the whole name, so two long names that share a prefix never collide and a
+rerun finds the same column again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_\-\.\s]")
 
 
 def conform(name: str) -> str:
-    """singer-sdk's `SQLSink.conform_name`: snake-ish lower case, leading digit replaced."""
+    """The identifier for a name: the name itself (PostgreSQL cannot name a column or table "")."""
+    return name or "_"
+
+
+def legacy_conform(name: str) -> str:
+    """How earlier target-flx releases conformed names (singer-sdk's `SQLSink.conform_name`: snake-ish lower
+    case, leading digit prefixed): tables and columns it made so are renamed to the name as sent."""
     name = _NOT_ALLOWED.sub("", name).lower().strip().replace(".", "_").replace("-", "_").replace(" ", "_")
     if name and name[0].isdigit():
         name = "_" + name
@@ -32,7 +42,7 @@ def shorten(name: str, original: str | None = None) -> str:
 
 
 def column_names(properties: list[str]) -> dict[str, str]:
-    """Property → column, unique: a clash after conforming gets a hash suffix (sorted, so deterministic)."""
+    """Property → column, unique: a clash after shortening gets a hash suffix (sorted, so deterministic)."""
     result: dict[str, str] = {}
     taken: set[str] = set()
     for prop in sorted(properties, key=lambda p: (conform(p) != p, p)):

@@ -1,14 +1,17 @@
-"""JSON Schema → PostgreSQL column types, and the widening rules used when a schema changes.
+"""JSON Schema → PostgreSQL column types, and the rules for a column that already exists.
 
-Values are decoded by msgspec straight into the Python type asyncpg's binary COPY needs, so the type
+Values are decoded by msgspec straight into the Python type the binary COPY encoder needs, so the type
 chosen here is also the validator: an integer column rejects "12" and 1.5, a date-time column rejects
-"yesterday". `widen` never narrows or drops: the column only ever moves up its family, or to text.
+"yesterday". `adopt` keeps an existing column's type wherever every value of the property fits it exactly
+(a `timestamp` column takes the UTC instant, an ARRAY column takes arrays, an integer column takes
+integers until one is too big); otherwise `widen` moves it up its family, or to text. Nothing narrows.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,6 +20,10 @@ from msgspec import Meta, Raw
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UUID_TEXT = Annotated[str, Meta(pattern=UUID_PATTERN)]
+# The spelling `column_type` gives a numeric column meant for integer values (bounds beyond int64): the same
+# type as `numeric` to PostgreSQL, but an existing integer column adopts it (see `adopt`).
+INTEGER_NUMERIC = "decimal"
+CONTENT_ENCODINGS = ("base16", "base64")
 
 # Families ordered from narrow to wide; a type widens to a wider member of its family, else to text.
 _FAMILIES: tuple[tuple[str, ...], ...] = (
@@ -40,7 +47,29 @@ _ALIASES = {
     "time": "time without time zone",
     "varchar": "text",
     "character varying": "text",
-    "json": "jsonb",
+}
+# Element types an ARRAY column can have here (what MeltanoLabs target-postgres creates, and more).
+ARRAY_ELEMENTS = (
+    "text",
+    "character varying",
+    "smallint",
+    "integer",
+    "bigint",
+    "numeric",
+    "real",
+    "double precision",
+    "boolean",
+    "date",
+    "timestamp with time zone",
+    "timestamp without time zone",
+    "time without time zone",
+    "uuid",
+    "jsonb",
+)
+INTEGER_RANGES = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (INT64_MIN, INT64_MAX),
 }
 # The Python type each PostgreSQL type is decoded into (what asyncpg's binary codec takes).
 _PYTHON: dict[str, Any] = {
@@ -58,6 +87,8 @@ _PYTHON: dict[str, Any] = {
     "time without time zone": datetime.time,
     "uuid": UUID_TEXT,
     "jsonb": Raw,
+    "json": Raw,
+    "bytea": str,
 }
 
 
@@ -66,13 +97,32 @@ class UnsupportedSchema(ValueError):
 
 
 def normalize(pg_type: str) -> str:
-    """PostgreSQL's canonical spelling (as `format_type` prints it) for the names we handle."""
+    """PostgreSQL's canonical spelling (as `format_type` prints it) for the names we handle. Arrays keep
+    their element type (`character varying[]` stays apart from `text[]`: binary COPY names the element)."""
     lowered = " ".join(pg_type.lower().split())
+    if lowered.endswith("[]"):
+        element = re.sub(r"\(.*\)", "", lowered.removesuffix("[]").rstrip("[]")).strip()
+        if lowered.count("[]") > 1:
+            return lowered
+        if element in ("character varying", "varchar"):
+            return "character varying[]"
+        return normalize(element) + "[]"
     if lowered.startswith(("numeric(", "decimal(")):
         return "numeric"
     if lowered.startswith(("character varying", "varchar", "char")):
         return "text"
+    if lowered.startswith(("timestamp(", "time(")):
+        lowered = re.sub(r"\(\d+\)", "", lowered)
     return _ALIASES.get(lowered, lowered)
+
+
+def array_element(pg_type: str) -> str | None:
+    """The element type of a one-dimensional ARRAY type this module can fill, else None."""
+    pg_type = normalize(pg_type)
+    if not pg_type.endswith("[]"):
+        return None
+    element = pg_type.removesuffix("[]")
+    return element if element in ARRAY_ELEMENTS else None
 
 
 @dataclass(frozen=True)
@@ -80,7 +130,8 @@ class ColumnType:
     """The column a property maps to, and the msgspec type its values are decoded as."""
 
     pg_type: str
-    json_kind: str  # integer | number | string | boolean | date-time | date | time | uuid | json | multi
+    # integer | number | string | boolean | date-time | date | time | uuid | json | multi | base16 | base64
+    json_kind: str
 
     @property
     def decode_type(self) -> Any:
@@ -100,18 +151,23 @@ _JSON_KIND_TYPES: dict[str, Any] = {
     "uuid": UUID_TEXT,
     "json": Raw,
     "multi": str | int | float | bool,
+    "base16": str,
+    "base64": str,
 }
 
 
-def column_type(schema: dict[str, Any]) -> ColumnType:
-    """Map one property schema (types, format, anyOf, x-sql-datatype) to a column."""
+def column_type(schema: dict[str, Any], *, interpret_content_encoding: bool = False) -> ColumnType:
+    """Map one property schema (types, format, anyOf/oneOf, x-sql-datatype) to a column. With
+    `interpret_content_encoding`, base16 and base64 strings (`contentEncoding`) are bytea."""
+    schema = resolved(schema)
     kinds = _json_kinds(schema)
     if (declared := schema.get("x-sql-datatype")) is not None:
         pg_type = normalize(str(declared))
         if pg_type not in _PYTHON:
             raise UnsupportedSchema(f"x-sql-datatype {declared!r} is not supported")
-        kind = next(iter(kinds)) if len(kinds) == 1 else "multi"
-        return ColumnType(pg_type, kind)
+        plain = {k: v for k, v in schema.items() if k != "x-sql-datatype"}
+        natural = column_type(plain, interpret_content_encoding=interpret_content_encoding)
+        return ColumnType(pg_type, natural.json_kind if kinds else "multi")
     if not kinds or kinds & {"object", "array"}:
         return ColumnType("jsonb", "json")
     if len(kinds) > 1:
@@ -120,15 +176,14 @@ def column_type(schema: dict[str, Any]) -> ColumnType:
         return ColumnType("text", "multi")
     kind = next(iter(kinds))
     if kind == "integer":
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        fits = all(
-            isinstance(b, int | float) and INT64_MIN <= b <= INT64_MAX for b in (lo, hi) if b is not None
-        )
-        return ColumnType("bigint" if fits else "numeric", "integer")
+        return ColumnType("bigint" if int64_bounds(schema) else INTEGER_NUMERIC, "integer")
     if kind == "number":
         return ColumnType("numeric", "number")
     if kind == "boolean":
         return ColumnType("boolean", "boolean")
+    encoding = schema.get("contentEncoding")
+    if interpret_content_encoding and isinstance(encoding, str) and encoding.lower() in CONTENT_ENCODINGS:
+        return ColumnType("bytea", encoding.lower())
     fmt = schema.get("format")
     if fmt == "date-time":
         return ColumnType("timestamp with time zone", "date-time")
@@ -139,6 +194,45 @@ def column_type(schema: dict[str, Any]) -> ColumnType:
     if fmt == "uuid":
         return ColumnType("uuid", "uuid")
     return ColumnType("text", "string")
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def int64_bounds(schema: dict[str, Any]) -> bool:
+    """Whether every bound the schema gives an integer lies within int64 (no bound: yes)."""
+    return all(_bound_fits(schema.get(key)) for key in _BOUNDS)
+
+
+def _bound_fits(bound: Any) -> bool:
+    if bound is None:
+        return True
+    return isinstance(bound, int | float) and not isinstance(bound, bool) and INT64_MIN <= bound <= INT64_MAX
+
+
+def resolved(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with an `anyOf`/`oneOf` of one non-null option (`[{string, date-time}, {null}]`, how SDK
+    taps declare nullable formatted values) replaced by that option, so its format and bounds apply."""
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if not isinstance(options, list):
+        return schema
+    real = [o for o in options if isinstance(o, dict) and not _null_only(o)]
+    if len(real) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+    option = resolved(real[0])
+    if len(real) != len(options):  # a null option: the value may be null
+        declared = option.get("type")
+        if isinstance(declared, str):
+            option = {**option, "type": [declared, "null"]}
+        elif isinstance(declared, list) and "null" not in declared:
+            option = {**option, "type": [*declared, "null"]}
+    return {**rest, **option}
+
+
+def _null_only(schema: dict[str, Any]) -> bool:
+    declared = schema.get("type")
+    return declared == "null" or (isinstance(declared, list) and set(declared) == {"null"})
 
 
 def _json_kinds(schema: dict[str, Any]) -> set[str]:
@@ -176,11 +270,44 @@ def widen(existing: str, wanted: str) -> str:
     for family in _FAMILIES:
         if existing in family and wanted in family:
             return family[max(family.index(existing), family.index(wanted))]
+    if wanted == "jsonb" and existing.endswith("[]"):
+        return "jsonb"
     return "text"
 
 
+_INTEGERS = ("smallint", "integer", "bigint")
+_TIMESTAMPS = ("timestamp with time zone", "timestamp without time zone")
+
+
+def adopt(existing: str, wanted: str) -> str:
+    """The type an existing column should have for a property that wants `wanted`: the column's own type
+    wherever every value the property can send fits it exactly, else `widen`'s.
+
+    - a `timestamp` (without time zone) column takes date-times as their UTC instant, dates as midnight;
+    - an ARRAY column of a known element type takes JSON arrays (objects and other arrays are jsonb
+      elements, or JSON text in a text array);
+    - an integer column takes integers, including those of a numeric-for-integers schema, until one
+      does not fit (the column is then widened to numeric, see codec.py);
+    - `json` takes what `jsonb` takes; text takes everything.
+    """
+    spelled = " ".join(wanted.lower().split())
+    current, wanted = normalize(existing), normalize(wanted)
+    if current == wanted or current == "text":
+        return current
+    if current in _TIMESTAMPS and wanted in (*_TIMESTAMPS, "date"):
+        return current
+    if wanted == "jsonb" and (current == "json" or array_element(current) is not None):
+        return current
+    if current in _INTEGERS and (wanted in _INTEGERS or spelled == INTEGER_NUMERIC):
+        return current
+    return widen(current, wanted)
+
+
 def python_type(pg_type: str) -> Any:
-    return _PYTHON[normalize(pg_type)]
+    pg_type = normalize(pg_type)
+    if pg_type.endswith("[]"):
+        return Raw
+    return _PYTHON[pg_type]
 
 
 def constrained(decode_type: Any, schema: dict[str, Any]) -> Any:
@@ -193,13 +320,28 @@ def constrained(decode_type: Any, schema: dict[str, Any]) -> Any:
         ("exclusiveMaximum", "lt"),
     ):
         value = schema.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and decode_type is int:
+        # msgspec takes int64 bounds only; the codec checks the others itself (`wide_bounds`)
+        if _bound_fits(value) and value is not None and decode_type is int:
             meta[arg] = value
     if decode_type is str:
         for key, arg in (("minLength", "min_length"), ("maxLength", "max_length"), ("pattern", "pattern")):
             if key in schema:
                 meta[arg] = schema[key]
     return Annotated[decode_type, Meta(**meta)] if meta else decode_type
+
+
+def wide_bounds(schema: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
+    """(minimum, maximum, exclusiveMinimum, exclusiveMaximum) when one of them lies beyond int64 (which
+    msgspec cannot check), else None."""
+    if int64_bounds(schema):
+        return None
+    found = [schema.get(key) for key in _BOUNDS]
+    return tuple(b if isinstance(b, int | float) and not isinstance(b, bool) else None for b in found)  # type: ignore[return-value]
+
+
+def is_secret(schema: dict[str, Any]) -> bool:
+    """Whether the schema marks the property's values as secret (never shown in an error)."""
+    return bool(schema.get("secret") or schema.get("writeOnly"))
 
 
 JSON_NULL = b"null"

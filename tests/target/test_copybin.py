@@ -32,11 +32,14 @@ def pg(database_url: URL) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def _both(pg_type: str, value: Any) -> tuple[bytes | tuple[int, int, str], bytes | tuple[int, int, str]]:
-    """(C, Python) encodings of one value as a one-column batch, reduced to the value's bytes."""
-    plan = (PlanColumn(FIELD, "f0", kind_of(pg_type), None),)
+def _both(
+    pg_type: str | int, value: Any
+) -> tuple[bytes | tuple[int, int, str], bytes | tuple[int, int, str]]:
+    """(C, Python) encodings of one value as a one-column batch, reduced to the value's bytes; `pg_type`
+    names the column type, or is the encoder kind itself."""
+    plan = (PlanColumn(FIELD, "f0", pg_type if isinstance(pg_type, int) else kind_of(pg_type), None),)
     messages = [Msg(record=Rec(f0=value))]
-    out = []
+    out: list[bytes | tuple[int, int, str]] = []
     for python in (False, True):
         copybin.use_python(python)
         try:
@@ -284,3 +287,128 @@ def test_whole_batch_with_metadata_sources_matches_reference() -> None:
     # the generated Python loop and the plain reference loop agree as well
     reference = copybin._encode_python(messages, plan, copybin._Fallback(plan))
     assert reference == c_bytes
+
+
+NAN_OFFSET = datetime.timezone(-datetime.timedelta(hours=4, minutes=56, seconds=2))
+AMSTERDAM_LMT = datetime.timezone(datetime.timedelta(minutes=19, seconds=32))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (msgspec.Raw(b"NaN"), "NaN"),
+        (msgspec.Raw(b"Infinity"), "Infinity"),
+        (msgspec.Raw(b"-Infinity"), "-Infinity"),
+        (decimal.Decimal("NaN"), "NaN"),
+        (decimal.Decimal("-Infinity"), "-Infinity"),
+        (float("inf"), "Infinity"),
+    ],
+)
+def test_numeric_special_values_match_numeric_send(
+    pg: psycopg.Connection[Any], value: Any, text: str
+) -> None:
+    assert _both("numeric", value) == (_server(pg, "numeric_send", "numeric", text),) * 2
+
+
+@pytest.mark.parametrize(
+    ("pg_type", "send", "value", "text"),
+    [
+        ("double precision", "float8send", decimal.Decimal("NaN"), "NaN"),
+        ("double precision", "float8send", decimal.Decimal("-Infinity"), "-Infinity"),
+        ("real", "float4send", decimal.Decimal("Infinity"), "Infinity"),
+    ],
+)
+def test_float_special_values(
+    pg: psycopg.Connection[Any], pg_type: str, send: str, value: Any, text: str
+) -> None:
+    assert _both(pg_type, value) == (_server(pg, send, pg_type, text),) * 2
+
+
+def test_numeric_rejects_tokens_it_does_not_know() -> None:
+    for text in (b"nan", b"Inf", b"+Infinity", b"NaNx"):
+        c_result, py_result = _both("numeric", msgspec.Raw(text))
+        assert isinstance(c_result, tuple) and isinstance(py_result, tuple), text
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        (datetime.datetime(1, 1, 1, 19, 3, 58, tzinfo=NAN_OFFSET), "0001-01-02 00:00:00"),
+        (datetime.datetime(1900, 1, 1, tzinfo=AMSTERDAM_LMT), "1899-12-31 23:40:28"),
+        (datetime.datetime(1, 1, 1, tzinfo=AMSTERDAM_LMT), "0001-12-31 23:40:28 BC"),
+        (datetime.datetime(2024, 6, 1, 12, 0, 0, 5, tzinfo=datetime.UTC), "2024-06-01 12:00:00.000005"),
+    ],
+    ids=str,
+)
+def test_timestamps_with_offsets_are_utc_instants(
+    pg: psycopg.Connection[Any], value: datetime.datetime, utc: str
+) -> None:
+    """Both column kinds: timestamptz holds the instant, timestamp (without time zone) its UTC wall time."""
+    assert _both("timestamptz", value) == (_server(pg, "timestamptz_send", "timestamptz", utc + "+00"),) * 2
+    assert _both("timestamp", value) == (_server(pg, "timestamp_send", "timestamp", utc),) * 2
+
+
+@pytest.mark.parametrize(
+    ("pg_type", "raw", "literal"),
+    [
+        ("text[]", b'["a", null, "b\\"c", "", "\u00e9"]', "ARRAY['a', NULL, 'b\"c', '', 'é']"),
+        ("text[]", b'[1, 2.50, true, {"k": [1]}]', "ARRAY['1', '2.50', 'true', '{\"k\":[1]}']"),
+        ("text[]", b"[]", "'{}'"),
+        ("character varying[]", b'["x", "y"]', "ARRAY['x', 'y']"),
+        ("bigint[]", b"[1, -9223372036854775808, null, 2.0]", "ARRAY[1, -9223372036854775808, NULL, 2]"),
+        ("integer[]", b"[7]", "ARRAY[7]"),
+        ("numeric[]", b"[1.50, -2, 1e3]", "ARRAY[1.50, -2, 1000]"),
+        ("double precision[]", b"[0.1, 2]", "ARRAY[0.1, 2]"),
+        ("boolean[]", b"[true, false, null]", "ARRAY[true, false, NULL]"),
+        ("date[]", b'["2024-02-29", "0001-01-01"]', "ARRAY['2024-02-29', '0001-01-01']"),
+        (
+            "timestamp with time zone[]",
+            b'["2024-02-29T12:00:00+02:00"]',
+            "ARRAY['2024-02-29T10:00:00+00']",
+        ),
+        (
+            "uuid[]",
+            b'["709ddafe-ed34-4bfa-96f1-33da607744b8"]',
+            "ARRAY['709ddafe-ed34-4bfa-96f1-33da607744b8']",
+        ),
+    ],
+)
+def test_arrays_match_array_send(pg: psycopg.Connection[Any], pg_type: str, raw: bytes, literal: str) -> None:
+    row = pg.execute(f"SELECT array_send(({literal})::{pg_type})").fetchone()
+    assert row is not None
+    assert _both(pg_type, msgspec.Raw(raw)) == (bytes(row[0]),) * 2
+
+
+def test_json_null_array_is_sql_null_and_bad_arrays_are_named() -> None:
+    assert _both("text[]", msgspec.Raw(b"null")) == (b"NULL", b"NULL")
+    for pg_type, raw in (("bigint[]", b'["x"]'), ("bigint[]", b"[[1]]"), ("text[]", b'{"a": 1}')):
+        c_result, py_result = _both(pg_type, msgspec.Raw(raw))
+        assert isinstance(c_result, tuple) and c_result == py_result, (pg_type, raw)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "hex_bytes"),
+    [
+        (copybin.BYTEA_BASE16, "00ff10", "00ff10"),
+        (copybin.BYTEA_BASE16, "0xABCDEF", "abcdef"),
+        (copybin.BYTEA_BASE16, "\\x0a", "0a"),
+        (copybin.BYTEA_BASE16, "abc", "0abc"),
+        (copybin.BYTEA_BASE16, "", ""),
+        (copybin.BYTEA_BASE64, "AP8Q", "00ff10"),
+        (copybin.BYTEA_BASE64, "aGVsbG8=", "68656c6c6f"),
+        (kind_of("bytea"), b"\x00\x01", "0001"),
+    ],
+)
+def test_bytea_matches_byteasend(pg: psycopg.Connection[Any], kind: int, value: Any, hex_bytes: str) -> None:
+    assert _both(kind, value) == (_server(pg, "byteasend", "bytea", "\\x" + hex_bytes),) * 2
+
+
+def test_bad_encoded_text_is_named() -> None:
+    assert _both(copybin.BYTEA_BASE16, "zz") == ((0, 0, "Expected base16 (hex) text"),) * 2
+    assert _both(copybin.BYTEA_BASE64, "a") == ((0, 0, "Expected base64 text"),) * 2
+
+
+def test_json_columns_take_the_text_without_jsonb_version(pg: psycopg.Connection[Any]) -> None:
+    text = '{"a": [1, 2.50]}'
+    assert _both("json", msgspec.Raw(text.encode())) == (_server(pg, "json_send", "json", text),) * 2
+    assert _both("json", msgspec.Raw(b"null")) == (b"NULL", b"NULL")
