@@ -16,7 +16,7 @@ from tap_flx.settings import TAP_SETTINGS
 from tap_flx.source import ControlDatabase
 from tap_flx.writer import BufferedMsgSpecWriter
 
-# the control tables, in the order the issue lists them (the SDK sorts streams by name anyway)
+# the control tables, parents before children (the SDK sorts streams by name anyway)
 CONTROL_TABLES = (
     "pipelines",
     "pipeline_steps",

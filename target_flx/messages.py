@@ -14,17 +14,11 @@ import msgspec
 _PREFIXES = (b'{"type": "RECORD", "stream": "', b'{"type":"RECORD","stream":"')
 
 
-class Envelope(msgspec.Struct, gc=False):
-    type: str
-    stream: str | None = None
-
-
-_envelope = msgspec.json.Decoder(Envelope)
 _generic = msgspec.json.Decoder()
 
 
 def record_stream(line: bytes) -> str | None:
-    """The stream of a RECORD line in the common layout, else None (then use `envelope`)."""
+    """The stream of a RECORD line in the common layout, else None (then the line is decoded whole)."""
     if prefix := record_prefix(line):
         return prefix[prefix.index(b'"stream"') + 8 :].lstrip(b": ")[1:-1].decode()
     return None
@@ -39,10 +33,6 @@ def record_prefix(line: bytes) -> bytes | None:
             if end > 0 and b"\\" not in line[len(prefix) : end]:
                 return line[: end + 1]
     return None
-
-
-def envelope(line: bytes) -> Envelope:
-    return _envelope.decode(line)
 
 
 def decode(line: bytes) -> dict[str, Any]:
