@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv install demo test lint typecheck check lockfiles clean
+.PHONY: venv install demo test test-fast test-faults lint typecheck check lockfiles clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ demo: install
 # Runs the whole suite against a real PostgreSQL (see tests/conftest.py for which one).
 test: install
 	$(BIN)/python -m pytest
+
+# The quick loop while changing code: no end-to-end, fault-injection or real-tap tests.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not faults and not compat"
+
+# Only the fault-injection suite (it starts its own PostgreSQL cluster to restart and kill).
+test-faults: install
+	$(BIN)/python -m pytest -m faults
 
 lint: install
 	$(BIN)/ruff check .
