@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 from sqlalchemy.engine import URL, make_url
@@ -105,7 +106,9 @@ class DatabaseSettings(BaseModel):
                         "and ssl_client_private_key"
                     )
                 query["sslcert"] = _as_file(self.ssl_client_certificate, "client.crt")
-                query["sslkey"] = _as_file(self.ssl_client_private_key.get_secret_value(), "client.key")
+                key = _as_file(self.ssl_client_private_key.get_secret_value(), "client.key")
+                _check_private_key(key)
+                query["sslkey"] = key
         return url.set(query=query)
 
     def asyncpg_kwargs(self) -> dict[str, Any]:
@@ -121,8 +124,8 @@ class DatabaseSettings(BaseModel):
         kwargs["host"] = host if isinstance(host, str) else url.host
         kwargs["port"] = url.port or 5432
         sslmode = url.query.get("sslmode")
-        if isinstance(sslmode, str) and sslmode != "disable":
-            kwargs["ssl"] = _ssl_context(url, sslmode)
+        if isinstance(sslmode, str):
+            kwargs.update(_asyncpg_ssl(url, sslmode))
         return kwargs
 
 
@@ -168,16 +171,37 @@ def _as_file(value: str, name: str) -> str:
     return str(path)
 
 
-def _ssl_context(url: URL, sslmode: str) -> ssl.SSLContext | str:
-    if sslmode in ("allow", "prefer", "require") and "sslrootcert" not in url.query:
-        return sslmode
-    cafile = url.query.get("sslrootcert")
-    context = ssl.create_default_context(cafile=cafile if isinstance(cafile, str) else None)
-    if sslmode in ("allow", "prefer", "require", "verify-ca"):
-        context.check_hostname = False
-    if sslmode in ("allow", "prefer", "require"):
-        context.verify_mode = ssl.CERT_NONE
-    cert, key = url.query.get("sslcert"), url.query.get("sslkey")
-    if isinstance(cert, str) and isinstance(key, str):
-        context.load_cert_chain(cert, key)
-    return context
+_SSL_FILES = ("sslrootcert", "sslcert", "sslkey")
+
+
+def _asyncpg_ssl(url: URL, sslmode: str) -> dict[str, Any]:
+    """asyncpg's SSL arguments meaning what libpq's `sslmode` (and the files beside it) mean.
+
+    Given as a DSN holding only `sslmode` and the file parameters, so asyncpg applies libpq's rules
+    itself: `disable` never TLS; `allow` plain first, TLS if the server insists; `prefer` TLS if the
+    server has it, else plain; `require` TLS, the server's certificate checked against the CA when one is
+    given (or ~/.postgresql/root.crt exists); `verify-ca` TLS and the CA checked; `verify-full` that and
+    the host name. (An SSLContext instead would make TLS mandatory whatever the mode.)"""
+    if sslmode == "disable":
+        return {"ssl": False}
+    query = {"sslmode": sslmode}
+    for name in _SSL_FILES:
+        if isinstance(value := url.query.get(name), str):
+            query[name] = value
+    return {"dsn": "postgresql://?" + urlencode(query)}
+
+
+def _check_private_key(path: str) -> None:
+    """libpq's rule for a client key file (so asyncpg and libpq connections accept the same files): not
+    readable by group or others, except a root-owned file readable by its group (0640)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise SettingsError(f"ssl_client_private_key: cannot read {path!r} ({exc.strerror})") from None
+    mode = stat.S_IMODE(info.st_mode)
+    allowed = 0o037 if info.st_uid == 0 else 0o077
+    if stat.S_ISREG(info.st_mode) and mode & allowed:
+        raise SettingsError(
+            f"ssl_client_private_key: {path!r} has group or world access (mode {mode:o}); libpq refuses "
+            "such a key: chmod 600 it (or 640, owned by root)"
+        )
