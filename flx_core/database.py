@@ -9,16 +9,53 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 from flx_core.embedded import embedded_url
-from flx_core.settings import DatabaseSettings, describe
+from flx_core.settings import DatabaseSettings, SettingsError, describe
 
 log = logging.getLogger(__name__)
 
+# Settings that only make sense with a server to connect to: given without `host` or `sqlalchemy_url`, they
+# mean a mistake (a misspelt `host`), never "use the embedded server".
+CONNECTION_SETTINGS = (
+    "port",
+    "user",
+    "password",
+    "ssl_enable",
+    "ssl_mode",
+    "ssl_certificate_authority",
+    "ssl_client_certificate_enable",
+    "ssl_client_certificate",
+    "ssl_client_private_key",
+)
+_announced: set[str] = set()
+
+
+def serverless_connection_settings(settings: DatabaseSettings) -> list[str]:
+    """Connection settings given (other than their defaults) while no server is named."""
+    if settings.is_configured:
+        return []
+    defaults = DatabaseSettings.model_fields
+    return [name for name in CONNECTION_SETTINGS if getattr(settings, name) != defaults[name].default]
+
 
 def resolve(settings: DatabaseSettings) -> DatabaseSettings:
-    """Settings that point at a real server: the configured one, else the embedded one (started here)."""
+    """Settings that point at a real server: the configured one, else the embedded one (started here).
+
+    The embedded server is used only when no connection setting at all is given.
+    """
     if settings.is_configured:
-        log.info("Using PostgreSQL at %s", describe(settings.url()))
+        where = describe(settings.url())
+        if where not in _announced:
+            _announced.add(where)
+            log.info("Using PostgreSQL at %s", where)
         return settings
+    given = serverless_connection_settings(settings)
+    if given:
+        names = ", ".join(given)
+        verb = "is" if len(given) == 1 else "are"
+        raise SettingsError(
+            f"{names} {verb} set but neither host nor sqlalchemy_url: set host (or sqlalchemy_url) to use "
+            f"that server, or remove {names} to use the embedded PostgreSQL"
+        )
     url = embedded_url(settings.database or "flx")
     return settings.model_copy(
         update={"sqlalchemy_url": SecretStr(url.render_as_string(hide_password=False))}

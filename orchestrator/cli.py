@@ -1,43 +1,110 @@
-"""The `flx` command line: run pipelines, read their history, check the setup, manage the control schema."""
+"""The `flx` command line: run pipelines, read their history, check the setup, manage the control schema.
+
+Each command imports what it needs when it runs, so reading history does not load the runner, the queue,
+Alembic or apprise. A mistake or an unreachable dependency ends the command with one line and an exit code
+from `orchestrator.cli_errors`; FLX_DEBUG=1 adds the traceback.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
-import os
-import shutil
-import signal
 import sys
-from pathlib import Path
-from types import FrameType
+from collections.abc import Sequence
+from typing import Any
 
 import click
-from sqlalchemy import Engine
 
-from flx_core import migrate
-from flx_core.database import resolve
-from flx_core.embedded import embedded_bin_dir
-from flx_core.settings import libpq_conninfo
-from orchestrator.cli_context import app, console, engine_and_schema, err_console, load
-from orchestrator.cli_demo import demo
-from orchestrator.cli_schedule import queue_app, schedule, serve, worker
-from orchestrator.history import ExecutionNotFound, execution_detail, recent_executions
-from orchestrator.preflight import preflight
-from orchestrator.queue import enqueue
-from orchestrator.runner import Runner
-from orchestrator.views import detail_view, history_table, status_text
+from orchestrator.cli_context import (
+    app,
+    console,
+    database,
+    database_where,
+    engine_and_schema,
+    err_console,
+    load,
+    reader,
+    require_project,
+)
+from orchestrator.cli_errors import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    FlxError,
+    UsageMistake,
+    debug,
+    one_line_usage,
+    translate,
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@click.group()
-@click.option("--log-level", default="info", show_default=True, help="debug, info, warning, error")
+class FlxGroup(click.Group):
+    """A click group whose failures are one line each: usage mistakes, settings, the database, bugs."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, FlxError, UsageMistake):
+            raise
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from None
+        except click.ClickException as exc:
+            raise FlxError(exc.format_message(), exc.exit_code) from exc
+        except Exception as exc:
+            raise translate(exc, database_where[0] if database_where else None) from exc
+
+
+class RunCommand(click.Command):
+    """`flx run JOB -- ARGS…`: what follows `--` goes to `meltano run` as it is."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            args, ctx.meta["meltano_args"] = args[:at], tuple(args[at + 1 :])
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=FlxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="How much flx logs.",
+)
+@click.version_option(package_name="flx", prog_name="flx", message="%(prog)s %(version)s")
 def main(log_level: str) -> None:
-    """flx: reliable Meltano ELT runs with history, validations and alerts."""
+    """flx: reliable Meltano ELT runs with history, validations and alerts.
+
+    Exit codes: 0 success, 1 the run failed or `flx check` found a problem, 2 a mistake in the command
+    line or the configuration, 3 a validation failed, 69 PostgreSQL or meltano unreachable, 70 a bug in
+    flx, 75 skipped (already running), 124 timed out, 130 cancelled. FLX_DEBUG=1 shows tracebacks.
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl …" on every start
+    if not debug():
+        import warnings
+
+        # A library's deprecation notice is not the user's business; FLX_DEBUG=1 shows them.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-@main.command()
+@main.command(cls=RunCommand)
 @click.argument("job_or_blocks", nargs=-1, required=True)
 @click.option("--retries", type=click.IntRange(min=0), help="Retries after a failure (overrides settings).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per attempt.")
@@ -45,34 +112,127 @@ def main(log_level: str) -> None:
 @click.option(
     "--queue", "use_queue", is_flag=True, help="Queue it for a `flx worker` instead of running here."
 )
+@click.option("--full-refresh", is_flag=True, help="meltano run --full-refresh: ignore the saved state.")
+@click.option("--dry-run", is_flag=True, help="meltano run --dry-run: validate and explain, run nothing.")
+@click.option("--refresh-catalog", is_flag=True, help="meltano run --refresh-catalog: discover again.")
+@click.option("--no-state-update", is_flag=True, help="meltano run --no-state-update: save no state.")
+@click.option("--state-id-suffix", metavar="TEXT", help="meltano run --state-id-suffix TEXT.")
+@click.option(
+    "--state-strategy",
+    type=click.Choice(["auto", "merge", "overwrite"]),
+    help="meltano run --state-strategy.",
+)
+@click.pass_context
 def run(
-    job_or_blocks: tuple[str, ...], retries: int | None, timeout: float | None, trigger: str, use_queue: bool
+    ctx: click.Context,
+    job_or_blocks: tuple[str, ...],
+    retries: int | None,
+    timeout: float | None,
+    trigger: str,
+    use_queue: bool,
+    full_refresh: bool,
+    dry_run: bool,
+    refresh_catalog: bool,
+    no_state_update: bool,
+    state_id_suffix: str | None,
+    state_strategy: str | None,
 ) -> None:
-    """Run a Meltano job (or blocks) with retries, a timeout, no overlap, validations and alerts."""
+    """Run a Meltano job (or blocks) with retries, a timeout, no overlap, validations and alerts.
+
+    Meltano's own options go after `--`: `flx run JOB -- --state-strategy merge`.
+    """
+    options = [
+        flag
+        for flag, given in (
+            ("--full-refresh", full_refresh),
+            ("--dry-run", dry_run),
+            ("--refresh-catalog", refresh_catalog),
+            ("--no-state-update", no_state_update),
+        )
+        if given
+    ]
+    if state_id_suffix:
+        options += ["--state-id-suffix", state_id_suffix]
+    if state_strategy:
+        options += ["--state-strategy", state_strategy]
+    options += ctx.meta.get("meltano_args", ())
     settings = load()
+    require_project(settings, "flx run")
+    unknown = settings.unknown_blocks(job_or_blocks)
+    if unknown:
+        raise FlxError(_unknown_job(unknown[0], settings), EXIT_USAGE)
     if use_queue:
-        if retries is not None or timeout is not None:
-            raise click.UsageError("--retries/--timeout apply to local runs; queued runs use the settings")
+        if retries is not None or timeout is not None or options:
+            raise UsageMistake(
+                "--retries, --timeout and meltano options apply to local runs; queued runs use the settings",
+                ctx,
+            )
+        from orchestrator.cli_schedule import queue_app
+        from orchestrator.queue import enqueue
+
         job = enqueue(queue_app(settings), job_or_blocks, trigger)
-        console.print(f"queued {' '.join(job_or_blocks)} as job {job}")
+        console().print(f"queued {' '.join(job_or_blocks)} as job {job}")
         return
     pipeline = settings.pipeline(job_or_blocks)
+    if options:
+        update: dict[str, Any] = {"run_options": tuple(options)}
+        if dry_run:
+            update["validations"] = ()  # nothing was loaded: nothing to check
+        pipeline = pipeline.model_copy(update=update)
+        if dry_run:
+            retries = 0
+    sys.exit(_run_here(settings, pipeline, trigger, retries, timeout))
+
+
+def _unknown_job(name: str, settings: Any) -> str:
+    jobs = sorted({*settings.jobs, *settings.pipelines})
+    blocks = [*jobs, *(n for names in settings.plugins.values() for n in names)]
+    close = difflib.get_close_matches(name, blocks, n=1, cutoff=0.8)
+    where = settings.project_root / "meltano.yml"
+    known = f"the jobs are {', '.join(jobs)}" if jobs else "it defines no jobs"
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"flx run: no job, pipeline or plugin named {name!r} in {where}: {hint}{known}"
+
+
+def _run_here(settings: Any, pipeline: Any, trigger: str, retries: int | None, timeout: float | None) -> int:
+    import signal
+    from types import FrameType
+
+    from orchestrator.runner import Runner
+    from orchestrator.views import status_text
+
     with app(settings) as container:
         runner = container.resolve(Runner)
 
         def cancel(signum: int, _frame: FrameType | None) -> None:
-            err_console.print(f"flx: {signal.Signals(signum).name} received, stopping the run…")
+            err_console().print(f"flx: {signal.Signals(signum).name} received, stopping the run…")
             runner.cancel()
 
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, cancel)
         outcome = runner.run(pipeline, trigger=trigger, retries=retries, timeout_seconds=timeout)
+        if pipeline.run_options:
+            _record_options(runner, outcome.execution_id, outcome.status, pipeline.run_options)
     line = f"{outcome.pipeline}: " + status_text(outcome.status.value).markup
+    if pipeline.run_options:
+        line += f" (meltano run {' '.join(pipeline.run_options)})"
     line += f" after {outcome.attempts} attempt(s) (execution {outcome.execution_id})"
-    (console if outcome.cli_exit_code == 0 else err_console).print(line)
+    (console() if outcome.cli_exit_code == 0 else err_console()).print(line, highlight=False)
     if outcome.error:
-        err_console.print(outcome.error, markup=False, highlight=False)
-    sys.exit(outcome.cli_exit_code)
+        err_console().print(outcome.error, markup=False, highlight=False)
+    return outcome.cli_exit_code
+
+
+def _record_options(runner: Any, execution_id: Any, status: Any, options: Sequence[str]) -> None:
+    """The run's meltano options, as an event of its execution."""
+    from orchestrator.records import ExecutionRecord
+
+    try:
+        ExecutionRecord(runner.engine, execution_id, status).event(
+            "meltano_options", {"options": list(options)}
+        )
+    except Exception as exc:
+        logging.getLogger(__name__).error("could not record the run's meltano options: %s", exc)
 
 
 @main.command()
@@ -81,66 +241,102 @@ def run(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, newest first.")
 def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     """Recent executions, newest first."""
-    with app() as container:
-        rows = recent_executions(container.resolve(Engine), pipeline, limit)
+    from orchestrator.history import pipeline_names, recent_executions
+
+    with reader() as engine:
+        rows = recent_executions(engine, pipeline, limit)
+        known = pipeline_names(engine) if pipeline is not None and not rows else []
+    if pipeline is not None and not rows:
+        if pipeline not in known:
+            close = difflib.get_close_matches(pipeline, known, n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            listed = (
+                f"the pipelines with history are {', '.join(known)}" if known else "no pipeline has run yet"
+            )
+            raise FlxError(f"flx history: no pipeline named {pipeline!r}: {hint}{listed}", EXIT_USAGE)
+        if not as_json:
+            err_console().print(f"{pipeline}: no executions yet", highlight=False)
     if as_json:
         click.echo(json.dumps([row.as_json() for row in rows], indent=2))
-    else:
-        console.print(history_table(rows))
+    elif rows or pipeline is None:
+        from orchestrator.views import history_table
+
+        console().print(history_table(rows, console().width))
 
 
 @main.command()
 @click.argument("execution")
 def show(execution: str) -> None:
     """One execution: its facts, events, stream loads and validation results (id, id prefix or pipeline#N)."""
-    with app() as container:
+    from orchestrator.history import ExecutionNotFound, execution_detail
+    from orchestrator.views import detail_view
+
+    with reader() as engine:
         try:
-            detail = execution_detail(container.resolve(Engine), execution)
+            detail = execution_detail(engine, execution)
         except ExecutionNotFound as exc:
-            raise click.ClickException(str(exc)) from None
-    console.print(detail_view(detail))
+            raise FlxError(f"flx show: {exc}", EXIT_USAGE) from None
+    console().print(detail_view(detail, console().width))
 
 
 @main.command()
 def check() -> None:
-    """Preflight: PostgreSQL, each Oracle source, the Meltano project, alert channels; one line each."""
-    with app() as container:
-        results = preflight(container)
-    for result in results:
+    """Preflight: PostgreSQL, schedules, validations, Oracle sources, alert URLs, the Meltano project and each
+    job's plugins; one ✓/✗ line each."""
+    from orchestrator.preflight import preflight
+
+    ok = True
+    for result in preflight():
+        ok = ok and result.ok
         mark = "[green]✓[/]" if result.ok else "[bold red]✗[/]"
-        console.print(f"{mark} {result.name}: {result.detail}", highlight=False, soft_wrap=True)
-    if not all(result.ok for result in results):
-        sys.exit(1)
+        console().print(f"{mark} {result.name}: {result.detail}", highlight=False, soft_wrap=True)
+    if not ok:
+        sys.exit(EXIT_FAILED)
 
 
 @main.group()
 def db() -> None:
-    """Manage the control schema (Alembic migrations)."""
+    """The control schema (Alembic migrations) and flx's database."""
 
 
 @db.command()
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Create or upgrade the control schema (idempotent)."""
+    from flx_core import migrate
+
     engine, schema = engine_and_schema()
     migrate.upgrade(engine, schema, revision)
-    console.print(f"control schema [bold]{schema}[/] at revision {migrate.current_revision(engine, schema)}")
+    now = migrate.current_revision(engine, schema)
+    console().print(f"control schema [bold]{schema}[/] at revision {now}")
+    engine.dispose()
 
 
 @db.command()
 @click.option("--revision", default="base", show_default=True)
 def downgrade(revision: str) -> None:
     """Downgrade the control schema (to base: drops every flx table)."""
+    from flx_core import migrate
+
     engine, schema = engine_and_schema()
     migrate.downgrade(engine, schema, revision)
-    console.print(f"control schema [bold]{schema}[/] at revision {migrate.current_revision(engine, schema)}")
+    now = migrate.current_revision(engine, schema)
+    console().print(f"control schema [bold]{schema}[/] at revision {now}")
+    engine.dispose()
 
 
 @db.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on flx's database (the embedded one too); extra arguments go to psql."""
-    url = resolve(load().database).url()
+    import os
+    import shutil
+    from pathlib import Path
+
+    from flx_core.embedded import embedded_bin_dir
+    from flx_core.settings import libpq_conninfo
+
+    url = database().url()
     executable = shutil.which("psql") or str(Path(embedded_bin_dir()) / "psql")
     env = dict(os.environ)
     if url.password:
@@ -152,17 +348,46 @@ def psql(psql_args: tuple[str, ...]) -> None:
 @db.command()
 def current() -> None:
     """Print the control schema's revision and the newest one this flx knows."""
+    from flx_core import migrate
+
     engine, schema = engine_and_schema()
     revision = migrate.current_revision(engine, schema)
     head = migrate.head_revision()
     state = "up to date" if revision == head else "behind: run `flx db upgrade`"
-    console.print(f"control schema [bold]{schema}[/]: {revision or 'empty'} (head {head}, {state})")
+    console().print(f"control schema [bold]{schema}[/]: {revision or 'empty'} (head {head}, {state})")
+    engine.dispose()
 
 
-main.add_command(demo)
-main.add_command(serve)
-main.add_command(schedule)
-main.add_command(worker)
+class _LazyCommand(click.Command):
+    """A command defined in another module, loaded only when it runs or its help is shown."""
+
+    def __init__(self, name: str, module: str, attribute: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help)
+        self._where = (module, attribute)
+
+    def _load(self) -> click.Command:
+        import importlib
+
+        module, attribute = self._where
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        return self._load().make_context(info_name, args, parent, **extra)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return self._load().get_params(ctx)
+
+
+for _name, _module, _attribute, _help in (
+    ("demo", "orchestrator.cli_demo", "demo", "The `make demo` warehouse source."),
+    ("serve", "orchestrator.cli_schedule", "serve", "Run scheduled pipelines until SIGTERM."),
+    ("schedule", "orchestrator.cli_schedule", "schedule", "Scheduled pipelines."),
+    ("worker", "orchestrator.cli_schedule", "worker", "Run queued executions until SIGTERM."),
+):
+    main.add_command(_LazyCommand(_name, _module, _attribute, _help))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,53 +1,168 @@
-"""What every `flx` command shares: consoles readable outside a terminal, settings, the container."""
+"""What every `flx` command shares: consoles that read well outside a terminal, settings, database, container.
+
+Imports are made where they are needed: `flx history` must not pay for the runner, Alembic or apprise.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from typing import TYPE_CHECKING
 
-import click
-from rich.console import Console
-from sqlalchemy import Engine
+from orchestrator.cli_errors import EXIT_USAGE, FlxError
 
-from flx_core.database import make_engine, resolve
-from flx_core.settings import SettingsError
-from orchestrator.alerts.channels import AlertConfigError
-from orchestrator.config import FlxSettings, load_settings
-from orchestrator.container import FlxContainer, build_container
-from orchestrator.oracle.errors import OracleConfigError
-from orchestrator.runner import Runner
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy import Engine
 
-# Tables stay readable in logs and `make` output too, where rich would otherwise assume 80 columns.
-_WIDTH = None if sys.stdout.isatty() else max(shutil.get_terminal_size().columns, 130)
-console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+    from flx_core.settings import DatabaseSettings
+    from orchestrator.config import FlxSettings
+    from orchestrator.container import FlxContainer
 
 
+def _width() -> int | None:
+    """A terminal's own width; elsewhere `COLUMNS`, else wide enough for tables in logs and `make` output."""
+    if sys.stdout.isatty():
+        return None
+    if (columns := os.environ.get("COLUMNS", "")).isdigit():
+        return int(columns)
+    return max(shutil.get_terminal_size().columns, 130)
+
+
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(width=_width())
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, width=_width())
+
+
+# Where the database of this command is, for error messages: set once it is resolved.
+database_where: list[str] = []
+
+
+@cache
 def load() -> FlxSettings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    from orchestrator.config import load_settings
+
+    return load_settings()
+
+
+def database(settings: FlxSettings | None = None) -> DatabaseSettings:
+    """The resolved database settings (the embedded server started when nothing is configured)."""
+    from flx_core.database import resolve
+    from flx_core.settings import describe
+
+    settings = settings or load()
+    resolved = resolve(settings.database)
+    if not database_where:
+        source = "FLX_DATABASE_URL" if os.environ.get("FLX_DATABASE_URL") else None
+        if not settings.database.is_configured:
+            source = "embedded"
+        database_where.append(describe(resolved.url()) + (f" ({source})" if source else ""))
+    return resolved
+
+
+def require_project(settings: FlxSettings, command: str) -> None:
+    if settings.project_root is None:
+        raise FlxError(
+            f"{command}: no meltano.yml in {os.getcwd()} or any folder above it: "
+            "run it inside a Meltano project (or set MELTANO_PROJECT_ROOT)",
+            EXIT_USAGE,
+        )
 
 
 @contextmanager
 def app(settings: FlxSettings | None = None) -> Iterator[FlxContainer]:
     """The wired application; every start also fails executions whose runner died (stale heartbeat)."""
-    try:
-        container = build_container(settings or load())
-    except (SettingsError, AlertConfigError, OracleConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+    from orchestrator.alerts.urls import unset_variables
+    from orchestrator.container import build_container
+    from orchestrator.runner import Runner
+
+    settings = settings or load()
+    database(settings)
+    for where, urls in alert_url_lists(settings):
+        for variable in unset_variables(urls):
+            raise FlxError(
+                f"{where}: ${variable} is not set: export {variable} (or remove it from alert_urls)",
+                EXIT_USAGE,
+            )
+    container = build_container(settings)
     with container:
         container.resolve(Runner).recover()
         yield container
 
 
+def alert_url_lists(settings: FlxSettings) -> list[tuple[str, tuple[str, ...]]]:
+    """Every list of alert URLs in the settings, with where it is written."""
+    lists = [("alert_urls", settings.alert_urls)]
+    lists += [(f"pipelines.{name}.alert_urls", p.alert_urls) for name, p in settings.pipelines.items()]
+    return lists
+
+
+@contextmanager
+def reader(settings: FlxSettings | None = None) -> Iterator[Engine]:
+    """An engine for reading history, without the runner, Alembic or the alert channels when they are not
+    needed: when the control schema is current and no active execution is overdue for a heartbeat.
+    Otherwise the whole application starts, as for any other command, and upgrades or recovers first.
+    """
+    from flx_core.database import make_engine
+
+    settings = settings or load()
+    resolved = database(settings)
+    engine = make_engine(resolved, pool_size=0)
+    try:
+        if _current_and_quiet(engine, settings):
+            yield engine
+            return
+    finally:
+        engine.dispose()
+    with app(settings) as container:
+        from sqlalchemy import Engine
+
+        yield container.resolve(Engine)
+
+
+def _current_and_quiet(engine: Engine, settings: FlxSettings) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    from flx_core.revision import HEAD
+
+    schema = settings.database.control_schema
+    # Below stale-run recovery's smallest window: a healthy runner heartbeats every interval.
+    overdue = min(settings.stale_after_seconds, 2 * settings.heartbeat_interval_seconds)
+    with engine.connect() as conn:
+        try:
+            revision = conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version')).scalar()
+        except ProgrammingError:  # no control schema yet
+            return False
+        if revision != HEAD:
+            return False
+        stale = conn.execute(
+            text(
+                f'SELECT EXISTS (SELECT 1 FROM "{schema}".executions '
+                "WHERE status IN ('pending', 'running', 'retrying') "
+                "AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => :overdue))"
+            ),
+            {"overdue": overdue},
+        ).scalar()
+    return not stale
+
+
 def engine_and_schema() -> tuple[Engine, str]:
     """Just the database, for commands that need no runner (schema management, the demo)."""
-    try:
-        settings = resolve(load().database)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    from flx_core.database import make_engine
+
+    settings = database()
     return make_engine(settings), settings.control_schema

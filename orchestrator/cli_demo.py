@@ -8,10 +8,9 @@ import click
 from rich.table import Table
 from sqlalchemy import select, text
 
-from flx_core.database import resolve
 from flx_core.models import StreamLoad
 from flx_core.settings import describe
-from orchestrator.cli_context import console, engine_and_schema, load
+from orchestrator.cli_context import console, database, engine_and_schema
 from orchestrator.demo import seed as seed_demo
 
 
@@ -30,7 +29,7 @@ def demo_seed() -> None:
         if done.round == 1
         else f"round {done.round}: {done.changed_orders:,} orders changed, new added"
     )
-    console.print(
+    console().print(
         f"demo source {what}: {done.orders:,} orders, {done.lines:,} lines, {done.allocations:,} allocations"
     )
 
@@ -38,7 +37,7 @@ def demo_seed() -> None:
 @demo.command("source-env")
 def demo_source_env() -> None:
     """Shell `export` lines telling tap-warehouse (and the row-count check) where the demo source is."""
-    url = resolve(load().database).url()
+    url = database().url()
     host = url.host or str(url.query.get("host", "/var/run/postgresql"))
     values = {
         "FLX_DEMO_HOST": host,
@@ -75,9 +74,9 @@ def demo_report() -> None:
             ).one_or_none()
             inserted, updated = last if last else (0, 0)
             table.add_row(f"analytics.{name}", f"{rows:,}", f"{inserted:,}", f"{updated:,}")
-    console.print(table)
-    console.print(f"database: {describe(engine.url)}")
-    console.print(
+    console().print(table)
+    console().print(f"database: {describe(engine.url)}")
+    console().print(
         "query it:  [bold].venv/bin/flx db psql -c 'SELECT status, count(*) FROM analytics.order_headers "
         "GROUP BY 1'[/]",
         highlight=False,

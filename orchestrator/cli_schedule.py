@@ -13,11 +13,10 @@ import click
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from flx_core.database import resolve
 from flx_core.models import Execution, Pipeline
 from flx_core.settings import libpq_conninfo
 from orchestrator.alerts.manager import AlertManager
-from orchestrator.cli_context import app, console
+from orchestrator.cli_context import app, console, database
 from orchestrator.config import FlxSettings, PipelineSettings
 from orchestrator.queue import FlxQueue, WorkerState, enqueue, ensure_queue_schema, make_queue, run_worker
 from orchestrator.runner import Runner
@@ -53,12 +52,12 @@ def serve(grace: float, jitter: float, use_queue: bool) -> None:
         )
 
         def shutdown(signum: int, _frame: FrameType | None) -> None:
-            console.print(f"flx serve: {signal.Signals(signum).name}: no new ticks, {grace:.0f} s grace")
+            console().print(f"flx serve: {signal.Signals(signum).name}: no new ticks, {grace:.0f} s grace")
             scheduler.request_stop()
 
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
-        console.print(f"flx serve: scheduling {', '.join(scheduled(settings)) or 'nothing'}")
+        console().print(f"flx serve: scheduling {', '.join(scheduled(settings)) or 'nothing'}")
         scheduler.run_forever()
         scheduler.stop(grace)
 
@@ -98,12 +97,12 @@ def list_schedules() -> None:
                     status_text(last[1]) if last else "",
                     f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M %Z}",
                 )
-    console.print(table)
+    console().print(table)
 
 
 def queue_app(settings: FlxSettings) -> FlxQueue:
     """This deployment's queue: named after its control schema."""
-    conninfo = libpq_conninfo(resolve(settings.database).url())
+    conninfo = libpq_conninfo(database(settings).url())
     ensure_queue_schema(conninfo)
     return make_queue(conninfo, settings.database.control_schema)
 
@@ -123,5 +122,5 @@ def worker(name: str | None, stalled_after: float, grace: float) -> None:
         state = WorkerState(settings, lambda: Runner(settings, engine, validations, alerts))
         worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
         queue = queue_app(settings)
-        console.print(f"flx worker {worker_name}: waiting for jobs on queue {queue.name!r}")
+        console().print(f"flx worker {worker_name}: waiting for jobs on queue {queue.name!r}")
         run_worker(queue, state, worker_name, stalled_after, grace)

@@ -8,9 +8,12 @@ secrets stay in the environment or `.env`, never in the file.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flx_core.embedded import project_root
 from flx_core.settings import DatabaseSettings, SettingsError
 from orchestrator.alerts.urls import merge_alert_urls
 from orchestrator.db_settings import database_env
@@ -26,6 +30,18 @@ from orchestrator.validation.spec import CheckSpec
 
 PLUGIN_NAME = "flx"
 M = TypeVar("M", bound=BaseModel)
+
+# The flx plugin's own settings besides the database ones (`orchestrator.about` documents each).
+OWN_SETTINGS = (
+    "meltano_executable",
+    "alert_urls",
+    "alert_repeat_interval_seconds",
+    "heartbeat_interval_seconds",
+    "stale_after_seconds",
+    "kill_grace_seconds",
+    "oracle_sources",
+    "pipelines",
+)
 
 
 class PipelineSettings(BaseModel):
@@ -45,11 +61,14 @@ class PipelineSettings(BaseModel):
     max_concurrent_executions: int = Field(default=1, ge=1)
     validations: tuple[CheckSpec, ...] = ()
     alert_urls: tuple[str, ...] = ()
+    # `meltano run` options of one run (`flx run --full-refresh JOB`): not configuration, so never stored
+    # with the pipeline.
+    run_options: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
     def meltano_args(self) -> tuple[str, ...]:
-        """`meltano run` arguments: the explicit blocks, else the job of the same name."""
-        return self.blocks or (self.name,)
+        """`meltano run` arguments: this run's options, then the explicit blocks, else the job of the name."""
+        return (*self.run_options, *(self.blocks or (self.name,)))
 
 
 class FlxSettings(BaseModel):
@@ -62,6 +81,9 @@ class FlxSettings(BaseModel):
     meltano_executable: str = "meltano"
     environment: str | None = None
     pipelines: dict[str, PipelineSettings] = {}
+    # What meltano.yml defines, for telling a typo from a job: job names, and plugin names by type.
+    jobs: tuple[str, ...] = ()
+    plugins: dict[str, tuple[str, ...]] = {}
     oracle_sources: dict[str, OracleSourceSettings] = {}
     alert_urls: tuple[str, ...] = ()
     alert_repeat_interval_seconds: float = 4 * 3600
@@ -75,43 +97,85 @@ class FlxSettings(BaseModel):
             return self.pipelines[args[0]]
         return PipelineSettings(name=" ".join(args), blocks=args)
 
+    def unknown_blocks(self, args: tuple[str, ...]) -> list[str]:
+        """The arguments of `flx run ARGS` that are neither a pipeline, a job nor a plugin of the project."""
+        if len(args) == 1 and args[0] in self.pipelines:
+            return []
+        names = {*self.pipelines, *self.jobs, *(n for names in self.plugins.values() for n in names)}
+        return [arg for arg in args if arg.split(":", 1)[0] not in names and arg not in names]
+
 
 @dataclass
 class _Project:
     root: Path | None
     document: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def file(self) -> str:
+        return str(self.root / "meltano.yml") if self.root else "meltano.yml"
+
 
 def find_project(start: Path | None = None) -> Path | None:
     """The Meltano project root: `MELTANO_PROJECT_ROOT`, else the nearest folder upwards with meltano.yml."""
-    if root := os.environ.get("MELTANO_PROJECT_ROOT"):
-        return Path(root)
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "meltano.yml").is_file():
-            return folder
-    return None
+    return project_root(start)
 
 
-def load_settings(project_root: Path | None = None, environ: Mapping[str, str] | None = None) -> FlxSettings:
-    """Settings from the project's meltano.yml (flx plugin + the active environment) and `FLX_*` env vars."""
+def load_settings(
+    project_root: Path | None = None, environ: Mapping[str, str] | None = None, *, strict: bool = True
+) -> FlxSettings:
+    """Settings from the project's meltano.yml (flx plugin + the active environment) and `FLX_*` env vars.
+
+    An unknown setting name is an error; with `strict=False` it is left out instead (`flx check` lists
+    them all with `settings_with_problems`).
+    """
+    settings, problems = settings_with_problems(project_root, environ)
+    if strict and problems:
+        raise SettingsError(problems[0])
+    return settings
+
+
+def project_document(root: Path) -> dict[str, Any]:
+    """meltano.yml with its `include_paths` merged in."""
+    return _read_project(root).document
+
+
+def settings_with_problems(
+    project_root: Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[FlxSettings, list[str]]:
+    """The settings without the unknown names, and one line for each unknown name."""
     env = dict(os.environ if environ is None else environ)
     project = _read_project(project_root if project_root is not None else find_project())
     environment = env.get("MELTANO_ENVIRONMENT") or project.document.get("default_environment")
-    config = _expand(_plugin_config(project.document, environment), env)
+    written = _plugin_config(project.document, environment)
+    problems = [f"{project.file}: {problem}" for problem in unknown_settings(written)]
+    known = known_settings()
+    config = _expand(
+        {key: value for key, value, _where in written if key in known and not key.startswith("_")}, env
+    )
 
-    jobs = {job["name"]: job for job in project.document.get("jobs") or [] if "name" in job}
-    schedules = {s.get("job") or s.get("name"): s for s in project.document.get("schedules") or []}
+    jobs = {job["name"]: job for job in _entries(project.document, "jobs") if "name" in job}
+    schedules = {s.get("job") or s.get("name"): s for s in _entries(project.document, "schedules")}
+    configured = _mapping(config, "pipelines", project.file)
     pipelines: dict[str, PipelineSettings] = {}
-    for name in {*jobs, *(config.get("pipelines") or {})}:
-        raw = dict((config.get("pipelines") or {}).get(name) or {})
+    for name in {*jobs, *configured}:
+        raw = dict(_mapping(configured, name, project.file, "pipelines."))
         schedule = schedules.get(name) or {}
         raw.setdefault("schedule", schedule.get("interval"))
         if name not in jobs and not raw.get("blocks"):
-            raise SettingsError(f"pipeline {name!r}: not a Meltano job, so it needs `blocks`")
+            close = _close(name, sorted(jobs))
+            raise SettingsError(
+                f"{project.file}: pipeline {name!r} is not a Meltano job, so it needs `blocks`"
+                + (f" (or did you mean job {close!r}?)" if close else "")
+            )
         if isinstance(raw.get("blocks"), str):
             raw["blocks"] = raw["blocks"].split()
-        pipelines[name] = _model(PipelineSettings, {"name": name, **raw}, f"pipelines.{name}")
+        problems += _drop_unknown(raw, PipelineSettings, f"pipelines.{name}", project.file)
+        if isinstance(raw.get("validations"), list):
+            for position, check in enumerate(raw["validations"]):
+                if isinstance(check, dict):
+                    where = f"pipelines.{name}.validations[{position}]"
+                    problems += _drop_unknown(check, CheckSpec, where, project.file, named=False)
+        pipelines[name] = _model(PipelineSettings, {"name": name, **raw}, f"pipelines.{name}", project.file)
 
     database = DatabaseSettings.from_config(
         {
@@ -119,10 +183,13 @@ def load_settings(project_root: Path | None = None, environ: Mapping[str, str] |
             **database_env(env),
         }
     )
-    oracle = {
-        name: _model(OracleSourceSettings, {"name": name, **(raw or {})}, f"oracle_sources.{name}")
-        for name, raw in (config.get("oracle_sources") or {}).items()
-    }
+    oracle = {}
+    for name in _mapping(config, "oracle_sources", project.file):
+        source = dict(_mapping(config["oracle_sources"], name, project.file, "oracle_sources."))
+        problems += _drop_unknown(source, OracleSourceSettings, f"oracle_sources.{name}", project.file)
+        oracle[name] = _model(
+            OracleSourceSettings, {"name": name, **source}, f"oracle_sources.{name}", project.file
+        )
     options = {
         key: config[key]
         for key in (
@@ -134,19 +201,101 @@ def load_settings(project_root: Path | None = None, environ: Mapping[str, str] |
         )
         if config.get(key) is not None
     }
-    return _model(
+    settings = _model(
         FlxSettings,
         {
             "database": database,
             "project_root": project.root,
             "environment": environment,
             "pipelines": pipelines,
+            "jobs": tuple(jobs),
+            "plugins": _plugins(project.document),
             "oracle_sources": oracle,
             "alert_urls": tuple(merge_alert_urls(config.get("alert_urls") or [], env)),
             **options,
         },
         PLUGIN_NAME,
+        project.file,
     )
+    return settings, problems
+
+
+def _drop_unknown(
+    raw: dict[str, Any], cls: type[BaseModel], where: str, file: str, named: bool = True
+) -> list[str]:
+    """Remove the keys `cls` does not know from `raw`; one line for each. A `named` model takes its name
+    from the key it is written under, so `name` is not one of its settings."""
+    reserved = ("name", "run_options") if named else ("run_options",)
+    known = [name for name in cls.model_fields if name not in reserved]
+    problems = []
+    for key in [key for key in raw if key not in known]:
+        del raw[key]
+        problems.append(f"{file}: unknown setting {key!r} in {where}{_suggest(str(key), known)}")
+    return problems
+
+
+def known_settings() -> tuple[str, ...]:
+    """Every top-level setting name of the flx plugin."""
+    return (*DatabaseSettings.model_fields, *OWN_SETTINGS)
+
+
+def unknown_settings(written: list[tuple[str, Any, str]]) -> list[str]:
+    """One line per top-level key that is not a flx setting, with the nearest name when there is one.
+
+    Keys starting with `_` are Meltano's plugin extras and left to Meltano.
+    """
+    known = known_settings()
+    problems = []
+    for key, _value, where in written:
+        if key.startswith("_") or key in known:
+            continue
+        problems.append(f"unknown setting {key!r} in {where}{_suggest(key, known)}")
+    return problems
+
+
+def _close(name: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _suggest(name: str, candidates: tuple[str, ...] | list[str]) -> str:
+    close = _close(name, candidates)
+    if close:
+        return f": did you mean {close!r}?"
+    return f": not a flx setting (the settings here are {', '.join(candidates)})"
+
+
+def _mapping(config: Mapping[str, Any], key: str, file: str, prefix: str = "") -> Mapping[str, Any]:
+    value = config.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(
+            f"{file}: flx settings {prefix}{key}: expected a mapping of names to settings, "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def _entries(document: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    return [entry for entry in document.get(key) or [] if isinstance(entry, dict)]
+
+
+PLUGIN_TYPES = ("extractors", "loaders", "utilities", "mappers", "transformers", "orchestrators", "files")
+
+
+def _plugins(document: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Plugin names by type; a mapper's mappings are blocks of their own, so they are listed with it."""
+    found: dict[str, tuple[str, ...]] = {}
+    for kind in PLUGIN_TYPES:
+        names: list[str] = []
+        for plugin in (document.get("plugins") or {}).get(kind) or []:
+            if isinstance(plugin, dict) and plugin.get("name"):
+                names.append(str(plugin["name"]))
+                names += [str(m["name"]) for m in plugin.get("mappings") or [] if isinstance(m, dict)]
+        if names:
+            found[kind] = tuple(names)
+    return found
 
 
 def _read_project(root: Path | None) -> _Project:
@@ -154,25 +303,51 @@ def _read_project(root: Path | None) -> _Project:
         return _Project(None)
     path = root / "meltano.yml"
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = _yaml(path)
     except FileNotFoundError:
         return _Project(root)
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML ({exc})") from None
+    for pattern in document.get("include_paths") or []:
+        for included in sorted(root.glob(str(pattern))):
+            _merge_included(document, _yaml(included))
     return _Project(root, document)
 
 
-def _plugin_config(document: Mapping[str, Any], environment: str | None) -> dict[str, Any]:
-    config: dict[str, Any] = {}
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()
+        raise SettingsError(f"{path}: not valid YAML ({' '.join(first[:1] + first[-1:])})") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"{path}: expected a YAML mapping at the top, got {type(document).__name__}")
+    return document
+
+
+def _merge_included(document: dict[str, Any], included: Mapping[str, Any]) -> None:
+    """Meltano's `include_paths`: jobs, schedules and plugins of the included files join the project's."""
+    for key in ("jobs", "schedules", "environments"):
+        if included.get(key):
+            document[key] = [*(document.get(key) or []), *included[key]]
+    for kind, plugins in (included.get("plugins") or {}).items():
+        if plugins:
+            merged = document.setdefault("plugins", {})
+            merged[kind] = [*(merged.get(kind) or []), *plugins]
+
+
+def _plugin_config(document: Mapping[str, Any], environment: str | None) -> list[tuple[str, Any, str]]:
+    """The flx plugin's config as (key, value, where it is written); the environment's entries come last."""
+    config: list[tuple[str, Any, str]] = []
     for plugin in (document.get("plugins") or {}).get("utilities") or []:
         if plugin.get("name") == PLUGIN_NAME:
-            config.update(plugin.get("config") or {})
+            where = f"plugins.utilities.{PLUGIN_NAME}.config"
+            config.extend((key, value, where) for key, value in (plugin.get("config") or {}).items())
     for env in document.get("environments") or []:
         if env.get("name") != environment:
             continue
         for plugin in ((env.get("config") or {}).get("plugins") or {}).get("utilities") or []:
             if plugin.get("name") == PLUGIN_NAME:
-                config.update(plugin.get("config") or {})
+                where = f"environments.{environment}.config.plugins.utilities.{PLUGIN_NAME}.config"
+                config.extend((key, value, where) for key, value in (plugin.get("config") or {}).items())
     return config
 
 
@@ -190,10 +365,43 @@ def _expand(value: Any, env: Mapping[str, str]) -> Any:
     return value
 
 
-def _model(cls: type[M], data: Mapping[str, Any], where: str) -> M:
+def _model(cls: type[M], data: Mapping[str, Any], where: str, file: str = "meltano.yml") -> M:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise SettingsError(f"flx settings {where}{'.' + loc if loc else ''}: {first['msg']}") from None
+        place = f"{where}{'.' + loc if loc else ''}"
+        if first["type"] == "extra_forbidden":
+            known = _fields_at(cls, first["loc"][:-1])
+            name = str(first["loc"][-1])
+            raise SettingsError(f"{file}: unknown flx setting {place}{_suggest(name, known)}") from None
+        raise SettingsError(f"{file}: flx settings {place}: {first['msg']}") from None
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model that `loc` (a pydantic error location) points into."""
+    model: Any = cls
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            break
+        model = _inner_model(info.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [name for name in model.model_fields if name != "run_options"]
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model inside `tuple[Model, ...]`, `dict[str, Model]`, `Model | None`; else the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, list, dict, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if isinstance(found, type) and issubclass(found, BaseModel):
+                return found
+    return annotation

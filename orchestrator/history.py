@@ -78,6 +78,12 @@ def recent_executions(engine: Engine, pipeline: str | None = None, limit: int = 
         return [ExecutionRow(*row) for row in session.execute(query)]
 
 
+def pipeline_names(engine: Engine) -> list[str]:
+    """Every pipeline the control schema knows, by name."""
+    with Session(engine) as session:
+        return list(session.scalars(select(Pipeline.name).order_by(Pipeline.name)))
+
+
 class ExecutionNotFound(LookupError):
     pass
 
