@@ -280,13 +280,14 @@ def show(execution: str) -> None:
 
 
 @main.command()
-def check() -> None:
+@click.option("--send-test", is_flag=True, help="Also send a test message to every alert channel.")
+def check(send_test: bool) -> None:
     """Preflight: PostgreSQL, schedules, validations, Oracle sources, alert URLs, the Meltano project and each
     job's plugins; one ✓/✗ line each."""
     from orchestrator.preflight import preflight
 
     ok = True
-    for result in preflight():
+    for result in preflight(send_test):
         ok = ok and result.ok
         mark = "[green]✓[/]" if result.ok else "[bold red]✗[/]"
         console().print(f"{mark} {result.name}: {result.detail}", highlight=False, soft_wrap=True)

@@ -85,19 +85,25 @@ def require_project(settings: FlxSettings, command: str) -> None:
 @contextmanager
 def app(settings: FlxSettings | None = None) -> Iterator[FlxContainer]:
     """The wired application; every start also fails executions whose runner died (stale heartbeat)."""
-    from orchestrator.alerts.urls import unset_variables
+    from orchestrator.alerts.urls import ENV_VAR, unset_variables
     from orchestrator.container import build_container
     from orchestrator.runner import Runner
 
     settings = settings or load()
     database(settings)
+    file = settings.project_root / "meltano.yml" if settings.project_root else "the settings"
     for where, urls in alert_url_lists(settings):
         for variable in unset_variables(urls):
             raise FlxError(
-                f"{where}: ${variable} is not set: export {variable} (or remove it from alert_urls)",
+                f"{where} in {file}: ${variable} is not set: export {variable}, or remove it from {where}",
                 EXIT_USAGE,
             )
-    container = build_container(settings)
+    from orchestrator.alerts.channels import AlertConfigError
+
+    try:
+        container = build_container(settings)
+    except AlertConfigError as exc:
+        raise FlxError(f"alert_urls in {file} or {ENV_VAR}: {exc}", EXIT_USAGE) from exc
     with container:
         container.resolve(Runner).recover()
         yield container

@@ -218,7 +218,7 @@ def _alerts(settings: FlxSettings, send_test: bool) -> Iterator[CheckLine]:
         for position, url in enumerate(urls, start=1):
             unset = unset_variables([url])
             if unset:
-                problems.append(f"#{position}: ${unset[0]} is not set")
+                problems.append(f"#{position}: ${unset[0]} is not set (export it, or remove the entry)")
                 continue
             try:
                 channel = Channels([url])
