@@ -38,6 +38,7 @@ from orchestrator.cli_errors import (
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+RUNNING_COMMANDS = ("run", "serve", "worker")
 
 
 class FlxGroup(click.Group):
@@ -87,7 +88,8 @@ class RunCommand(click.Command):
     help="How much flx logs.",
 )
 @click.version_option(package_name="flx", prog_name="flx", message="%(prog)s %(version)s")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """flx: reliable Meltano ELT runs with history, validations and alerts.
 
     Exit codes: 0 success, 1 the run failed or `flx check` found a problem, 2 a mistake in the command
@@ -97,6 +99,9 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl …" on every start
+    if log_level.lower() == "info" and ctx.invoked_subcommand not in RUNNING_COMMANDS:
+        # Reading commands print where the data is only when it is the embedded server.
+        logging.getLogger("flx_core.database").setLevel(logging.WARNING)
     if not debug():
         import warnings
 

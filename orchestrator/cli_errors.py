@@ -76,7 +76,10 @@ class UsageMistake(click.UsageError):
     def show(self, file: IO[Any] | None = None) -> None:
         stream = file or sys.stderr
         where = self.ctx.command_path if self.ctx is not None else "flx"
-        click.echo(f"{where}: {self.format_message()} (see `{where} -h`)", file=stream)
+        hint = f"see `{where} -h`"
+        if where.endswith(" run") and "No such option" in self.format_message():
+            hint += "; meltano's own options go after `--`: flx run JOB -- --option"
+        click.echo(f"{where}: {self.format_message()} ({hint})", file=stream)
 
 
 def one_line_usage(exc: click.UsageError) -> UsageMistake:

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, select
 from flx_core.models import Execution, Pipeline
 from flx_core.settings import libpq_conninfo
 from orchestrator.alerts.manager import AlertManager
-from orchestrator.cli_context import app, console, database
+from orchestrator.cli_context import app, console, database, load
+from orchestrator.cli_errors import EXIT_USAGE, FlxError
 from orchestrator.config import FlxSettings, PipelineSettings
 from orchestrator.queue import FlxQueue, WorkerState, enqueue, ensure_queue_schema, make_queue, run_worker
 from orchestrator.runner import Runner
@@ -33,6 +34,7 @@ from orchestrator.views import status_text
 )
 def serve(grace: float, jitter: float, use_queue: bool) -> None:
     """Run scheduled pipelines (cron in each pipeline's time zone) until SIGTERM."""
+    check_schedules(load(), "flx serve")
     with app() as container:
         settings = container.resolve(FlxSettings)
         dispatch = None
@@ -70,6 +72,7 @@ def schedule() -> None:
 @schedule.command("list")
 def list_schedules() -> None:
     """Each schedule with its time zone, last run and next run."""
+    check_schedules(load(), "flx schedule list")
     with app() as container:
         settings = container.resolve(FlxSettings)
         engine = container.resolve(Engine)
@@ -98,6 +101,18 @@ def list_schedules() -> None:
                     f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M %Z}",
                 )
     console().print(table)
+
+
+def check_schedules(settings: FlxSettings, command: str) -> None:
+    """Every pipeline's cron and time zone parse, or one line naming the first that does not."""
+    from orchestrator.schedule import parse_schedule
+
+    for name, pipeline in sorted(settings.pipelines.items()):
+        try:
+            parse_schedule(pipeline.schedule, pipeline.timezone)
+        except ValueError as exc:
+            where = settings.project_root / "meltano.yml" if settings.project_root else "the settings"
+            raise FlxError(f"{command}: pipeline {name!r} in {where}: {exc}", EXIT_USAGE) from exc
 
 
 def queue_app(settings: FlxSettings) -> FlxQueue:
