@@ -26,6 +26,7 @@ class LoadSettings:
     state_flush_seconds: float
     max_parallelism: int
     control_schema: str
+    interpret_content_encoding: bool = False
     connection_retry_seconds: float = 60.0
     lock_timeout_seconds: float | None = None
 
@@ -47,6 +48,7 @@ class LoadSettings:
             state_flush_seconds=float(_number(config, "state_flush_seconds", 30, minimum=0)),
             max_parallelism=int(_number(config, "max_parallelism", 4, minimum=1, integer=True)),
             control_schema=str(config.get("control_schema") or "flx"),
+            interpret_content_encoding=bool(config.get("interpret_content_encoding", False)),
             connection_retry_seconds=float(_number(config, "connection_retry_seconds", 60, minimum=0)),
             lock_timeout_seconds=float(lock_timeout) if lock_timeout else None,
         )

@@ -121,7 +121,10 @@ class StreamLoader:
         kinds: dict[str, str] = {}
         for prop, prop_schema in props.items():
             try:
-                ctype = column_type(prop_schema if isinstance(prop_schema, dict) else {})
+                ctype = column_type(
+                    prop_schema if isinstance(prop_schema, dict) else {},
+                    interpret_content_encoding=self.settings.interpret_content_encoding,
+                )
             except UnsupportedSchema as exc:
                 raise InputError(str(exc), stream=self.stream, line=line, field=prop) from None
             except RecursionError:

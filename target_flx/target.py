@@ -75,6 +75,13 @@ LOAD_SETTINGS = th.PropertiesList(
         description="On ACTIVATE_VERSION delete old rows instead of setting _sdc_deleted_at.",
     ),
     th.Property(
+        "interpret_content_encoding",
+        th.BooleanType,
+        default=False,
+        description="Load strings with contentEncoding base16 or base64 into bytea columns "
+        "(as MeltanoLabs target-postgres does for base16).",
+    ),
+    th.Property(
         "sanitize_null_text_characters",
         th.BooleanType,
         default=False,
