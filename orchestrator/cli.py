@@ -252,7 +252,8 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
         rows = recent_executions(engine, pipeline, limit)
         known = pipeline_names(engine) if pipeline is not None and not rows else []
     if pipeline is not None and not rows:
-        if pipeline not in known:
+        settings = load()
+        if pipeline not in known and pipeline not in {*settings.pipelines, *settings.jobs}:
             close = difflib.get_close_matches(pipeline, known, n=1, cutoff=0.8)
             hint = f"did you mean {close[0]!r}? " if close else ""
             listed = (
