@@ -126,7 +126,7 @@ def reader(settings: FlxSettings | None = None) -> Iterator[Engine]:
 
     settings = settings or load()
     resolved = database(settings)
-    engine = make_engine(resolved, pool_size=0)
+    engine = make_engine(resolved, pool_size=1)
     try:
         if _current_and_quiet(engine, settings):
             yield engine

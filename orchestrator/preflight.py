@@ -88,13 +88,14 @@ def _postgres(settings: FlxSettings) -> tuple[Any, CheckLine]:
     try:
         from sqlalchemy import text
 
-        from flx_core import migrate
         from flx_core.revision import HEAD
 
         with engine.connect() as conn:
             version = conn.execute(text("SHOW server_version")).scalar_one()
-        revision = migrate.current_revision(engine, schema)
+            revision = _revision(conn, schema)
         if revision != HEAD:
+            from flx_core import migrate  # Alembic, only when the schema is missing or behind
+
             migrate.ensure_schema(engine, schema)
             revision = migrate.current_revision(engine, schema)
     except Exception as exc:
@@ -105,12 +106,23 @@ def _postgres(settings: FlxSettings) -> tuple[Any, CheckLine]:
     return engine, CheckLine("postgresql", revision == HEAD, f"{where} (server {version}), {schema} {state}")
 
 
-def _schedules(settings: FlxSettings) -> Iterator[CheckLine]:
-    from orchestrator.schedule import parse_schedule
+def _revision(conn: Any, schema: str) -> str | None:
+    """The control schema's Alembic revision, read without loading Alembic; None when there is none."""
+    from sqlalchemy import text
 
+    exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": f'"{schema}".alembic_version'}).scalar()
+    if exists is None:
+        return None
+    value = conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version')).scalar()
+    return str(value) if value is not None else None
+
+
+def _schedules(settings: FlxSettings) -> Iterator[CheckLine]:
     for name, pipeline in sorted(settings.pipelines.items()):
         if not pipeline.schedule and pipeline.timezone == "UTC":
             continue
+        from orchestrator.schedule import parse_schedule  # croniter: only for projects with schedules
+
         try:
             schedule = parse_schedule(pipeline.schedule, pipeline.timezone)
             if schedule is None:
@@ -247,16 +259,37 @@ def _meltano(settings: FlxSettings) -> CheckLine:
             "meltano project", False, f"no meltano.yml in {os.getcwd()} or above; run flx inside a project"
         )
     executable = meltano_executable(settings.meltano_executable)
-    try:
-        done = subprocess.run(
-            [executable, "--version"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "no answer in 60 s"
-        return CheckLine("meltano project", False, f"cannot run {executable}: {reason}")
-    version = (done.stdout.strip().splitlines() or ["?"])[0]
+    version = _installed_meltano(executable)
+    ok = True
+    if version is None:
+        try:
+            done = subprocess.run(
+                [executable, "--version"], capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "no answer in 60 s"
+            return CheckLine("meltano project", False, f"cannot run {executable}: {reason}")
+        version, ok = (done.stdout.strip().splitlines() or ["?"])[0], done.returncode == 0
     detail = f"{settings.project_root} ({version}, {len(settings.pipelines)} pipeline(s))"
-    return CheckLine("meltano project", done.returncode == 0, detail)
+    return CheckLine("meltano project", ok, detail)
+
+
+def _installed_meltano(executable: str) -> str | None:
+    """`meltano, version X` from the package metadata beside a meltano script, without starting it (a
+    second or two); None when it is not that kind of install."""
+    path = Path(executable)
+    try:
+        first = path.read_bytes()[:200].split(b"\n", 1)[0]
+    except OSError:
+        return None
+    if not first.startswith(b"#!") or b"python" not in first:
+        return None
+    venv = path.resolve().parent.parent
+    for metadata in sorted(venv.glob("lib/python*/site-packages/meltano-*.dist-info/METADATA")):
+        for line in metadata.read_text(errors="replace").splitlines():
+            if line.startswith("Version: "):
+                return f"meltano, version {line.removeprefix('Version: ').strip()}"
+    return None
 
 
 def meltano_executable(configured: str) -> str:
