@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from target_flx.codec import BatchMeta, Column, DecodeFailure, RecordCodec, input_error
+from target_flx.codec import BatchMeta, Column, DecodeFailure, RecordCodec, Refused, input_error
 from target_flx.errors import InputError
 from target_flx.types import normalize
 
@@ -218,8 +218,11 @@ class BatchBuilder:
         assert self.codec is not None
         try:
             return self.codec.decode_lenient(line), None
+        except Refused as refused:  # a clearer reason than the batch decoder's
+            failure = DecodeFailure(failure.index, refused.field, str(refused))
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-            return None, self._reject(line, position, line_number, failure, rejects)
+            pass
+        return None, self._reject(line, position, line_number, failure, rejects)
 
     def _reject(
         self, line: bytes, position: int, line_number: int, failure: DecodeFailure, rejects: list[Reject]

@@ -195,7 +195,7 @@ class RecordCodec:
             try:
                 messages.append(self._decode_special_line(lines[i]))
             except msgspec.ValidationError as exc:
-                if isinstance(exc, _Refused):
+                if isinstance(exc, Refused):
                     return messages, DecodeFailure(i, exc.field, str(exc))
                 failure = parse_error(str(exc))
                 failure.index = i
@@ -211,7 +211,7 @@ class RecordCodec:
         except msgspec.DecodeError:
             return self._decode_generic(line, _special_json(line))
         if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
-            raise _Refused(bad.message, bad.field)
+            raise Refused(bad.message, bad.field)
         return message
 
     def decode_lenient(self, line: bytes) -> Any:
@@ -219,6 +219,8 @@ class RecordCodec:
         msgspec does not: 1.0 for an integer, ISO 8601 date-times without the RFC 3339 'T' or colon, UTC
         offsets with seconds, bare NaN/Infinity tokens where the column holds them. What the strict
         decoder accepts (a value only a batch check refused) is read as it reads it."""
+        if self.validate:
+            self._refuse_text_for_numbers(line)
         try:
             message = self._as_batch_layout(self._one.decode(line))
         except msgspec.ValidationError:
@@ -229,9 +231,25 @@ class RecordCodec:
             return self._decode_generic(line, _special_json(line))
         else:
             if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
-                raise _Refused(bad.message, bad.field)
+                raise Refused(bad.message, bad.field)
             return message
         return self._decode_generic(line, _LENIENT.decode(line))
+
+    def _refuse_text_for_numbers(self, line: bytes) -> None:
+        """A JSON string where the schema says number: msgspec's Decimal would read "12.50",
+        JSON Schema does not."""
+        try:
+            generic = _LENIENT.decode(line)
+        except msgspec.DecodeError:
+            return  # the decoders below report it
+        record = generic.get("record") if isinstance(generic, dict) else None
+        if not isinstance(record, dict):
+            return
+        for column in self.columns:
+            if column.json_kind == "number" and isinstance(record.get(column.prop), str):
+                value = record[column.prop]
+                shown = "a string" if column.prop in self._secret else _shown(value)
+                raise Refused(f"Expected a number, got {shown}", column.prop)
 
     def _decode_generic(self, line: bytes, generic: Any) -> Any:
         """One line from its generic decoding (dicts, lists, Decimals): relaxed per column, re-encoded and
@@ -252,7 +270,7 @@ class RecordCodec:
                     exact[attr] = value  # msgspec would write the offset rounded to whole minutes
                     value = value.replace(tzinfo=datetime.UTC)
                 elif isinstance(value, dict | list) and _holds_special(value):
-                    raise _Refused(
+                    raise Refused(
                         f"a NaN or Infinity inside a JSON value cannot be stored, got {_shown(value)}",
                         column.prop,
                     )
@@ -262,7 +280,7 @@ class RecordCodec:
         for attr, value in exact.items():
             setattr(message.record, attr, value)
         if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
-            raise _Refused(bad.message, bad.field)
+            raise Refused(bad.message, bad.field)
         return message
 
     def _special_number(self, column: Column, value: decimal.Decimal) -> Any:
@@ -271,7 +289,7 @@ class RecordCodec:
         pg_type = normalize(column.pg_type)
         if column.json_kind != "number" or pg_type not in ("numeric", "real", "double precision"):
             message = f"{shown} does not fit a {pg_type} column (a {column.json_kind} property)"
-            raise _Refused(message, column.prop)
+            raise Refused(message, column.prop)
         if pg_type == "numeric" and _as_raw_number(column) and column.prop not in self._key_props:
             return Raw(shown.encode())
         return value
@@ -381,7 +399,7 @@ _LENIENT = msgspec.json.Decoder(float_hook=decimal.Decimal)
 _SHOWN_LENGTH = 80
 
 
-class _Refused(msgspec.ValidationError):
+class Refused(msgspec.ValidationError):
     """A value no column type here can take (a NaN for an integer, say), named for the error line."""
 
     def __init__(self, message: str, field: str | None) -> None:
@@ -479,7 +497,12 @@ _ONE_DIGIT_HOUR = re.compile(r"[0-9]:[0-5][0-9]:[0-5][0-9]")
 
 
 def _relax(kind: str, value: Any, validate: bool) -> Any:
-    if kind == "integer" and isinstance(value, decimal.Decimal) and value == value.to_integral_value():
+    if (
+        kind == "integer"
+        and isinstance(value, decimal.Decimal)
+        and value.is_finite()
+        and value == value.to_integral_value()
+    ):
         return int(value)
     if kind == "date-time" and isinstance(value, str):
         try:

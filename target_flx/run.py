@@ -196,7 +196,9 @@ class LoadRun:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise InputError(f"malformed JSON ({exc})", line=self.line) from None
         kind = message.get("type")
-        self.counts[str(kind)] += 1
+        if not isinstance(kind, str):
+            raise InputError("a Singer message needs a 'type' (RECORD, SCHEMA, STATE, …)", line=self.line)
+        self.counts[kind] += 1
         stream = message.get("stream")
         if kind == "RECORD":
             if not isinstance(stream, str) or "record" not in message:

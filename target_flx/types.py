@@ -249,8 +249,21 @@ def _json_kinds(schema: dict[str, Any]) -> set[str]:
         if "items" in schema:
             return {"array"}
         return set()
-    types = {declared} if isinstance(declared, str) else set(declared)
+    if isinstance(declared, str):
+        types = {declared}
+    elif isinstance(declared, list) and all(isinstance(t, str) for t in declared):
+        types = set(declared)
+    else:
+        raise UnsupportedSchema(f"'type' must be a JSON Schema type name or a list of them, got {declared!r}")
+    unknown = sorted(types - JSON_TYPES)
+    if unknown:
+        raise UnsupportedSchema(
+            f"unknown JSON Schema type {unknown[0]!r} (one of {', '.join(sorted(JSON_TYPES))})"
+        )
     return types - {"null"}
+
+
+JSON_TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 
 
 def allows_null(schema: dict[str, Any]) -> bool:

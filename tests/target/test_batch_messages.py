@@ -36,7 +36,7 @@ class Orders(Stream):
 
     def get_records(self, context):
         for i in range(1, 2501):
-            yield {"id": i, "amount": f"{i}.25", "at": f"2024-01-01T00:00:{i % 60:02d}+02:00"}
+            yield {"id": i, "amount": i + 0.25, "at": f"2024-01-01T00:00:{i % 60:02d}+02:00"}
 
 
 class BatchTap(Tap):
