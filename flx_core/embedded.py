@@ -10,10 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import time
 import warnings
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from flx_core.settings import SettingsError, libpq_conninfo
 
@@ -62,24 +67,173 @@ def embedded_url(database: str = EMBEDDED_DATABASE) -> URL:
     pgdata = flx_home() / "pgdata"
     if (pgdata, database) in _started:
         return _started[pgdata, database]
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); pgserver copes without it.
-        warnings.simplefilter("ignore")
-        import pgserver  # imported here: starting a server is rare and the import is not free
-
-    # pgserver narrates every start-up check at INFO; our one line below says what matters.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-    base = make_url(server.get_uri())
+    info = _server(pgdata)
+    base = URL.create(
+        "postgresql+psycopg",
+        username="postgres",
+        port=info.port,
+        database="postgres",
+        query={"host": str(info.socket_dir)} if info.socket_dir else {},
+    )
+    if not info.socket_dir:
+        base = base.set(host=info.hostname)
     _ensure_database(base, database)
-    url = base.set(drivername="postgresql+psycopg", database=database)
+    url = base.set(database=database)
     _announce(pgdata, database)
     _started[pgdata, database] = url
     return url
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """Where a running embedded server listens: its Unix socket directory, and a loopback TCP port."""
+
+    pgdata: Path
+    pid: int
+    port: int
+    socket_dir: Path | None
+    hostname: str | None
+
+    @property
+    def tcp_url(self) -> str | None:
+        """A URL other tools (psql, dbt, DBeaver) can use; None for a server listening on a socket only."""
+        if not self.hostname or self.hostname in ("*", ""):
+            return None
+        return f"postgresql://postgres@{self.hostname}:{self.port}"
+
+
+def running_server(pgdata: Path | None = None) -> EmbeddedServer | None:
+    """The embedded server of `pgdata` (default: this project's) if it is running; never starts one."""
+    pgdata = pgdata or flx_home() / "pgdata"
+    info = _postmaster(pgdata)
+    if info is None or not info.is_running():
+        return None
+    return EmbeddedServer(pgdata, info.pid, info.port, info.socket_dir, info.hostname)
+
+
+def stop_server(pgdata: Path | None = None) -> EmbeddedServer | None:
+    """Stop the embedded server (fast shutdown: open sessions end); the one stopped, or None."""
+    pgdata = pgdata or flx_home() / "pgdata"
+    server = running_server(pgdata)
+    if server is None:
+        return None
+    _quiet_pgserver()
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user())
+    return server
+
+
+def _quiet_pgserver() -> None:
+    # pgserver narrates every start-up check at INFO; our one line says what matters.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def _postmaster(pgdata: Path) -> Any:
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.utils import PostmasterInfo
+    try:
+        return PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError):  # a half-written file while the server starts or stops
+        return None
+
+
+def _system_user() -> str | None:
+    """pgserver runs the server as `pgserver` when we are root (PostgreSQL refuses to run as root)."""
+    return "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+
+
+def _server(pgdata: Path) -> Any:
+    """Start the server of `pgdata` (serialised across processes by pgserver's lock) or find it running."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); pgserver copes without it.
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import PostgresServer  # the import is not free: starting is rare
+
+    _quiet_pgserver()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgdata = pgdata.resolve()
+    pgdata.mkdir(exist_ok=True)
+    server = PostgresServer._instances.get(pgdata)
+    if server is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = _loopback_server_class(PostgresServer)(pgdata, cleanup_mode=None)
+    return server.get_postmaster_info()
+
+
+def _loopback_server_class(base: type) -> type:
+    """pgserver's server, started listening on 127.0.0.1 as well as its socket, on a port kept per home."""
+
+    class LoopbackServer(base):
+        def ensure_postgres_running(self) -> None:
+            from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+            from pgserver.utils import PostmasterInfo, find_suitable_socket_dir
+
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+            if info is not None and info.is_running():
+                self._postmaster_info = info
+                return
+            socket_dir = find_suitable_socket_dir(self.pgdata, self.runtime_path)
+            if self.system_user is not None and socket_dir != self.pgdata:
+                from pgserver.utils import ensure_prefix_permissions
+
+                ensure_prefix_permissions(socket_dir)
+                socket_dir.chmod(0o777)
+            port = _port(self.pgdata.parent)
+            listen = ["-o", "-h 127.0.0.1", "-o", f"-p {port}", "-o", f"-k {socket_dir}"]
+            pg_ctl(
+                ["-w", *listen, "-l", str(self.log), "start"],
+                pgdata=self.pgdata,
+                user=self.system_user,
+                timeout=30,
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                info = PostmasterInfo.read_from_pgdata(self.pgdata)
+                if info is not None and info.is_running() and info.status == "ready":
+                    self._postmaster_info = info
+                    return
+                time.sleep(0.2)
+            raise RuntimeError(
+                f"the embedded PostgreSQL in {self.pgdata} did not become ready; see {self.log}"
+            )
+
+    return LoopbackServer
+
+
+PORT_FILE = "port"
+_PORTS = range(54320, 54800)
+
+
+def _port(home: Path) -> int:
+    """The loopback port of the server in `home`: the one it used before when it is free, else a free one
+    chosen from the path (so a project keeps its port), remembered in `home/port`."""
+    remembered = home / PORT_FILE
+    try:
+        port = int(remembered.read_text().strip())
+    except (OSError, ValueError):
+        port = _PORTS[zlib.crc32(str(home).encode()) % len(_PORTS)]
+    candidates = [port, *(p for p in _PORTS if p != port)]
+    for candidate in candidates:
+        if _free(candidate):
+            remembered.write_text(f"{candidate}\n")
+            return candidate
+    raise RuntimeError(f"no free TCP port in {_PORTS.start}-{_PORTS.stop - 1} for the embedded PostgreSQL")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As PostgreSQL binds: a port whose last connections are in TIME_WAIT is free to listen on.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _announce(pgdata: Path, database: str) -> None:

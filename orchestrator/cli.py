@@ -343,12 +343,15 @@ def psql(psql_args: tuple[str, ...]) -> None:
     from flx_core.embedded import embedded_bin_dir
     from flx_core.settings import libpq_conninfo
 
-    url = database().url()
-    executable = shutil.which("psql") or str(Path(embedded_bin_dir()) / "psql")
+    settings = load()
+    url = database(settings).url()
+    bundled = str(Path(embedded_bin_dir()) / "psql")
+    # The embedded server's own psql matches its major version; for another server, the system's.
+    executable = bundled if not settings.database.is_configured else shutil.which("psql") or bundled
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)  # the environment, not argv: argv is visible in `ps`
-    conninfo = libpq_conninfo(url.set(password=None))
+    conninfo = libpq_conninfo(url._replace(password=None))
     os.execvpe(executable, [executable, conninfo, *psql_args], env)
 
 
@@ -363,6 +366,73 @@ def current() -> None:
     state = "up to date" if revision == head else "behind: run `flx db upgrade`"
     console().print(f"control schema [bold]{schema}[/]: {revision or 'empty'} (head {head}, {state})")
     engine.dispose()
+
+
+@db.command()
+def url() -> None:
+    """Print a URL for psql, dbt, DBeaver or a BI tool (no password: they ask, or read PGPASSWORD)."""
+    settings = load()
+    resolved = database(settings)
+    if settings.database.is_configured:
+        click.echo(resolved.url()._replace(drivername="postgresql", password=None).render_as_string())
+        return
+    from flx_core.embedded import running_server
+
+    server = running_server()
+    name = resolved.url().database
+    if server is not None and server.tcp_url:
+        click.echo(f"{server.tcp_url}/{name}")
+        return
+    socket_dir = server.socket_dir if server is not None else ""
+    click.echo(f"postgresql://postgres@/{name}?host={socket_dir}&port={server.port if server else 5432}")
+    err_console().print(
+        "This embedded server listens on its socket only (an older flx started it): `flx db stop`, and "
+        "the next flx command starts it on a loopback TCP port.",
+        highlight=False,
+    )
+
+
+@db.command()
+@click.option("--force", is_flag=True, help="Stop it even while other sessions are connected.")
+def stop(force: bool) -> None:
+    """Stop the embedded PostgreSQL of this project (the next flx command starts it again)."""
+    from flx_core.embedded import flx_home, running_server, stop_server
+
+    settings = load()
+    if settings.database.is_configured:
+        from flx_core.settings import describe
+
+        raise FlxError(
+            f"flx db stop: flx uses the PostgreSQL at {describe(settings.database.url())}, not an embedded "
+            "one: there is nothing to stop",
+            EXIT_USAGE,
+        )
+    pgdata = flx_home() / "pgdata"
+    server = running_server(pgdata)
+    if server is None:
+        console().print(f"the embedded PostgreSQL in {pgdata} is not running", highlight=False)
+        return
+    others = _other_sessions(server)
+    if others and not force:
+        raise FlxError(
+            f"flx db stop: {others} session(s) are connected to the embedded PostgreSQL in {pgdata} "
+            "(a run, psql, a BI tool?): end them, or stop it anyway with --force",
+            EXIT_USAGE,
+        )
+    stop_server(pgdata)
+    console().print(f"stopped the embedded PostgreSQL in {pgdata} (pid {server.pid})", highlight=False)
+
+
+def _other_sessions(server: Any) -> int:
+    import psycopg
+
+    host = str(server.socket_dir) if server.socket_dir else server.hostname
+    with psycopg.connect(host=host, port=server.port, user="postgres", dbname="postgres") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 class _LazyCommand(click.Command):

@@ -7,10 +7,11 @@ import shlex
 import click
 from rich.table import Table
 from sqlalchemy import select, text
+from sqlalchemy.engine import URL
 
 from flx_core.models import StreamLoad
 from flx_core.settings import describe
-from orchestrator.cli_context import console, database, engine_and_schema
+from orchestrator.cli_context import console, database, engine_and_schema, load
 from orchestrator.demo import seed as seed_demo
 
 
@@ -52,6 +53,15 @@ def demo_source_env() -> None:
         click.echo(f"export {name}={shlex.quote(str(value))}")
 
 
+def _reachable_url(url: URL) -> str:
+    """The URL other tools can use: the embedded server's loopback one, else the configured one."""
+    from flx_core.embedded import running_server
+
+    if not load().database.is_configured and (server := running_server()) and server.tcp_url:
+        return f"{server.tcp_url}/{url.database}"
+    return describe(url)
+
+
 @demo.command("report")
 def demo_report() -> None:
     """Where the demo's data landed, how much, and how to query it."""
@@ -75,9 +85,12 @@ def demo_report() -> None:
             inserted, updated = last if last else (0, 0)
             table.add_row(f"analytics.{name}", f"{rows:,}", f"{inserted:,}", f"{updated:,}")
     console().print(table)
-    console().print(f"database: {describe(engine.url)}")
+    console().print(f"database: {_reachable_url(engine.url)}", highlight=False)
     console().print(
         "query it:  [bold].venv/bin/flx db psql -c 'SELECT status, count(*) FROM analytics.order_headers "
         "GROUP BY 1'[/]",
         highlight=False,
+    )
+    console().print(
+        "from psql, dbt or a BI tool: [bold].venv/bin/flx db url[/] prints the URL", highlight=False
     )
