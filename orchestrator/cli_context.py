@@ -66,10 +66,13 @@ def database(settings: FlxSettings | None = None) -> DatabaseSettings:
     settings = settings or load()
     resolved = resolve(settings.database)
     if not database_where:
-        source = "FLX_DATABASE_URL" if os.environ.get("FLX_DATABASE_URL") else None
-        if not settings.database.is_configured:
-            source = "embedded"
-        database_where.append(describe(resolved.url()) + (f" ({source})" if source else ""))
+        if settings.database.is_configured:
+            source = " (FLX_DATABASE_URL)" if os.environ.get("FLX_DATABASE_URL") else ""
+            database_where.append(describe(resolved.url()) + source)
+        else:
+            from flx_core.embedded import flx_home
+
+            database_where.append(f"{describe(resolved.url())} (the embedded one in {flx_home()})")
     return resolved
 
 

@@ -59,7 +59,7 @@ def serve(grace: float, jitter: float, use_queue: bool) -> None:
 
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
-        console().print(f"flx serve: scheduling {', '.join(scheduled(settings)) or 'nothing'}")
+        console().print(f"flx serve: scheduling {_next_ticks(settings) or 'nothing'}", highlight=False)
         scheduler.run_forever()
         scheduler.stop(grace)
 
@@ -101,6 +101,15 @@ def list_schedules() -> None:
                     f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M %Z}",
                 )
     console().print(table)
+
+
+def _next_ticks(settings: FlxSettings) -> str:
+    """`name (next 2026-01-02 02:00 WET)` for each scheduled pipeline, in its own time zone."""
+    now = datetime.now(UTC)
+    return ", ".join(
+        f"{name} (next {sched.next_after(now).astimezone(ZoneInfo(sched.timezone)):%Y-%m-%d %H:%M %Z})"
+        for name, sched in scheduled(settings).items()
+    )
 
 
 def check_schedules(settings: FlxSettings, command: str) -> None:

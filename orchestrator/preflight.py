@@ -80,7 +80,7 @@ def _postgres(settings: FlxSettings) -> tuple[Any, CheckLine]:
         from flx_core.settings import describe
 
         resolved = resolve(settings.database)
-        where = describe(resolved.url())
+        where = describe(resolved.url()) if settings.database.is_configured else _embedded_where()
     except SettingsError as exc:
         return None, CheckLine("postgresql", False, str(exc).splitlines()[0])
     schema = resolved.control_schema
@@ -104,6 +104,16 @@ def _postgres(settings: FlxSettings) -> tuple[Any, CheckLine]:
         return None, CheckLine("postgresql", False, f"{where}: {reason}; {advice}")
     state = "up to date" if revision == HEAD else f"at {revision}, this flx needs {HEAD}"
     return engine, CheckLine("postgresql", revision == HEAD, f"{where} (server {version}), {schema} {state}")
+
+
+def _embedded_where() -> str:
+    from flx_core.embedded import running_server
+
+    server = running_server()
+    if server is None:
+        return "the embedded PostgreSQL"
+    reach = f", {server.tcp_url}" if server.tcp_url else ", socket only"
+    return f"the embedded PostgreSQL in {server.pgdata}{reach}"
 
 
 def _revision(conn: Any, schema: str) -> str | None:

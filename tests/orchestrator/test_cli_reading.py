@@ -3,8 +3,12 @@ mistyped, `--version` and `-h`; one "Using the embedded PostgreSQL" line per run
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from importlib.metadata import version
 from pathlib import Path
@@ -134,3 +138,20 @@ def test_the_embedded_server_is_announced_once_per_run(project: MeltanoProject) 
             check=False,
             timeout=60,
         )
+
+
+def test_serve_says_when_each_pipeline_runs_next(project: MeltanoProject) -> None:
+    project.configure(pipelines={"ok-job": {"schedule": "0 3 * * *", "timezone": "Europe/Lisbon"}})
+    serving = project.flx_background("serve", "--grace", "5")
+    try:
+        assert serving.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not line.startswith("flx serve: scheduling"):
+            line = serving.stdout.readline()
+        assert re.fullmatch(
+            r"flx serve: scheduling ok-job \(next \d{4}-\d\d-\d\d 03:00 (WET|WEST)\)\n", line
+        ), line
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        serving.wait(timeout=60)
