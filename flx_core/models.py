@@ -140,6 +140,9 @@ class Execution(Timestamped, Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     # backend pid of the session holding the pipeline lock: gone from pg_stat_activity = the runner died
     lock_session: Mapped[int | None] = mapped_column(Integer)
+    # the job's process group and the machine (hostname/boot id) it runs on: what to end if the runner died
+    process_group: Mapped[int | None] = mapped_column(Integer)
+    process_host: Mapped[str | None] = mapped_column(Text)
 
 
 class ExecutionEvent(Timestamped, Base):

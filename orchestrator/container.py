@@ -17,8 +17,10 @@ from flx_core import migrate
 from flx_core.database import make_engine, resolve
 from orchestrator.alerts.manager import AlertManager
 from orchestrator.config import FlxSettings
+from orchestrator.dbretry import DatabaseRetry
+from orchestrator.lease import Leases, LeaseTiming
 from orchestrator.oracle.manager import OracleConnectionManager
-from orchestrator.runner import Runner
+from orchestrator.runner import Runner, RunnerFactory
 from orchestrator.validation.runner import ValidationRunner
 
 
@@ -32,6 +34,7 @@ class FlxContainer(punq.Container):
     def close(self) -> None:
         for manager in self.resolve(OracleSources).values():
             manager.close()
+        self.resolve(Leases).engine.dispose()
         self.resolve(Engine).dispose()
 
     def __enter__(self) -> FlxContainer:
@@ -44,7 +47,7 @@ class FlxContainer(punq.Container):
 
 
 def build_container(settings: FlxSettings) -> FlxContainer:
-    """Wire settings → engine → Oracle managers → validators, alerts → runner; upgrade the control schema."""
+    """Wire settings → engine → leases, Oracle managers → validators, alerts → runner; upgrade the schema."""
     container = FlxContainer()
     container.register(FlxSettings, instance=settings)
 
@@ -63,6 +66,13 @@ def build_container(settings: FlxSettings) -> FlxContainer:
             engine, settings.alert_urls, timedelta(seconds=settings.alert_repeat_interval_seconds)
         ),
     )
-    container.register(Runner, scope=punq.Scope.singleton)
+    leases = Leases(engine, LeaseTiming.from_settings(settings))
+    container.register(Leases, instance=leases)
+    container.register(DatabaseRetry, instance=DatabaseRetry())
+    container.register(
+        Runner, scope=punq.Scope.singleton, leases=leases, db_retry=container.resolve(DatabaseRetry)
+    )
+    container.register(RunnerFactory, scope=punq.Scope.singleton)
     container.resolve(Runner)
+    container.resolve(RunnerFactory)
     return container

@@ -4,7 +4,8 @@ procrastinate's tables live in their own schema (`flx_queue`), apart from the co
 `flx run` (the runner still does retries, timeouts, the per-pipeline lock, validations and alerts); the
 queue only decides *where* it runs. A job whose worker died (no procrastinate heartbeat) is retried by the
 surviving workers, after stale-run recovery has marked the dead execution failed, so the history shows the
-failed attempt and the retried one.
+failed attempt and the retried one. A database restart stops neither the worker nor its job: queue queries
+wait for the database (`ResilientConnector`) and the runner keeps its lease.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from procrastinate.schema import SchemaManager
 from psycopg import sql
 
 from orchestrator.config import FlxSettings
+from orchestrator.dbretry import DatabaseUnavailable, is_transient, short_reason
+from orchestrator.queue_connector import ResilientConnector
 from orchestrator.runner import Runner, RunOutcome
 
 log = logging.getLogger(__name__)
@@ -67,9 +70,7 @@ _state: WorkerState | None = None
 
 def make_queue(conninfo: str, name: str) -> FlxQueue:
     """A procrastinate app on flx's database, its tables in `flx_queue`, for the queue `name`."""
-    connector = procrastinate.PsycopgConnector(
-        conninfo=conninfo, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
-    )
+    connector = ResilientConnector(conninfo=conninfo, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"})
     app = procrastinate.App(connector=connector)
     app.task(name=TASK, queue=name, pass_context=True)(_run_pipeline)
     return FlxQueue(app, name)
@@ -112,6 +113,10 @@ def _run_pipeline(context: procrastinate.JobContext, args: list[str], trigger: s
         _state.settings.pipeline(tuple(args)), trigger=trigger, force=bool(job.attempts)
     )
     return outcome.status.value
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    return isinstance(exc.__cause__, psycopg.OperationalError)
 
 
 def run_worker(
@@ -163,5 +168,8 @@ async def _retry_stalled(queue: FlxQueue, state: WorkerState, stalled_after_seco
                 await app.job_manager.retry_job(job)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a retry raced with another worker's, or the database blinked: next round
-            log.exception("stalled-job recovery pass failed")
+        except Exception as exc:  # a retry raced with another worker's, or the database blinked: next round
+            if isinstance(exc, DatabaseUnavailable) or is_transient(exc) or _lost_connection(exc):
+                log.warning("stalled-job recovery pass skipped: %s", short_reason(exc.__cause__ or exc))
+            else:
+                log.exception("stalled-job recovery pass failed")

@@ -2,7 +2,8 @@
 
 Status changes are optimistic: an update names the status it expects to replace, so a runner whose
 execution was meanwhile marked failed by stale-heartbeat recovery (or by anyone else) learns it at once
-instead of silently overwriting history.
+instead of silently overwriting history. Writes wait out a database restart (`DatabaseRetry`); a status
+change retried after a lost commit recognises its own earlier success.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from sqlalchemy.orm import Session
 
 from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
 from orchestrator.config import PipelineSettings
+from orchestrator.dbretry import DatabaseRetry
+from orchestrator.proctree import host_identity
+
+_NO_RETRY = DatabaseRetry(deadline_seconds=0)
 
 
 class ConcurrencyError(RuntimeError):
     """Somebody else changed this execution first; our view of it is stale."""
 
 
-def sync_pipeline(engine: Engine, settings: PipelineSettings) -> uuid.UUID:
+def sync_pipeline(engine: Engine, settings: PipelineSettings, retry: DatabaseRetry = _NO_RETRY) -> uuid.UUID:
     """Upsert the pipeline row from settings, so history and schedules show the configuration that ran."""
     values: dict[str, Any] = {
         "name": settings.name,
@@ -45,23 +50,52 @@ def sync_pipeline(engine: Engine, settings: PipelineSettings) -> uuid.UUID:
         index_elements=[Pipeline.name],
         set_={k: insert.excluded[k] for k in values if k != "name"} | {"updated_at": func.now()},
     ).returning(Pipeline.id)
-    with engine.begin() as conn:
-        return conn.execute(upsert).scalar_one()
+
+    def write(_retrying: bool) -> uuid.UUID:
+        with engine.begin() as conn:
+            return conn.execute(upsert).scalar_one()
+
+    return retry.call(write, f"pipeline {settings.name!r}")
 
 
 class ExecutionRecord:
     """One execution's row and event log, written by the process running it."""
 
-    def __init__(self, engine: Engine, execution_id: uuid.UUID, status: ExecutionStatus) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        execution_id: uuid.UUID,
+        status: ExecutionStatus,
+        retry: DatabaseRetry = _NO_RETRY,
+    ) -> None:
         self.engine = engine
         self.id = execution_id
         self.status = status
+        self.retry = retry
 
     @classmethod
     def create(
-        cls, engine: Engine, pipeline_id: uuid.UUID, trigger: str, lock_session: int | None = None
+        cls,
+        engine: Engine,
+        pipeline_id: uuid.UUID,
+        trigger: str,
+        lock_session: int | None = None,
+        retry: DatabaseRetry = _NO_RETRY,
     ) -> ExecutionRecord:
         """A new pending execution numbered after the pipeline's last one (retried if two race)."""
+        return retry.call(
+            lambda _: cls._create(engine, pipeline_id, trigger, lock_session, retry), "a new execution"
+        )
+
+    @classmethod
+    def _create(
+        cls,
+        engine: Engine,
+        pipeline_id: uuid.UUID,
+        trigger: str,
+        lock_session: int | None,
+        retry: DatabaseRetry,
+    ) -> ExecutionRecord:
         for _ in range(5):
             try:
                 with Session(engine) as session, session.begin():
@@ -81,12 +115,13 @@ class ExecutionRecord:
                         hostname=socket.gethostname(),
                         pid=os.getpid(),
                         lock_session=lock_session,
+                        process_host=host_identity(),
                         heartbeat_at=datetime.now(UTC),
                     )
                     session.add(execution)
                     session.flush()
                     append_event(session, execution.id, "pending", {"trigger": trigger})
-                    return cls(engine, execution.id, ExecutionStatus.PENDING)
+                    return cls(engine, execution.id, ExecutionStatus.PENDING, retry)
             except IntegrityError:
                 continue
         raise ConcurrencyError("could not number a new execution: too many concurrent starts")
@@ -94,25 +129,45 @@ class ExecutionRecord:
     def transition(self, status: ExecutionStatus, **fields: Any) -> None:
         """Move to `status`, writing the event and the row together; fails if the row moved under us."""
         payload = {k: _jsonable(v) for k, v in fields.items() if v is not None and k != "log_tail"}
-        with Session(self.engine) as session, session.begin():
-            changed = session.execute(
-                update(Execution)
-                .where(Execution.id == self.id, Execution.status == self.status.value)
-                .values(status=status.value, updated_at=func.now(), **fields)
-            ).rowcount  # type: ignore[attr-defined]
-            if changed != 1:
+
+        def write(retrying: bool) -> None:
+            with Session(self.engine) as session, session.begin():
+                changed = session.execute(
+                    update(Execution)
+                    .where(Execution.id == self.id, Execution.status == self.status.value)
+                    .values(status=status.value, updated_at=func.now(), **fields)
+                ).rowcount  # type: ignore[attr-defined]
+                if changed == 1:
+                    append_event(session, self.id, status.value, payload)
+                    return
                 current = session.scalar(select(Execution.status).where(Execution.id == self.id))
+                if retrying and current == status.value and self._last_event() == status.value:
+                    return  # the attempt that lost its connection had committed after all
                 raise ConcurrencyError(
                     f"execution {self.id} is {current}, not {self.status.value}: "
                     f"another process changed it, so this one does not record {status.value}"
                 )
-            append_event(session, self.id, status.value, payload)
+
+        self.retry.call(write, f"{status.value!r} for execution {self.id}")
         self.status = status
 
     def event(self, type_: str, payload: dict[str, Any] | None = None) -> None:
         """An event that is not a status change (a retry scheduled, a check result, a signal)."""
-        with Session(self.engine) as session, session.begin():
-            append_event(session, self.id, type_, payload or {})
+
+        def write(_retrying: bool) -> None:
+            with Session(self.engine) as session, session.begin():
+                append_event(session, self.id, type_, payload or {})
+
+        self.retry.call(write, f"event {type_!r} of execution {self.id}")
+
+    def _last_event(self) -> str | None:
+        with Session(self.engine) as session:
+            return session.scalar(
+                select(ExecutionEvent.type)
+                .where(ExecutionEvent.execution_id == self.id)
+                .order_by(ExecutionEvent.seq.desc())
+                .limit(1)
+            )
 
     def heartbeat(self) -> bool:
         """Touch `heartbeat_at`; False when the execution is no longer ours (marked final elsewhere)."""

@@ -2,20 +2,37 @@
 
 Without this, a machine that lost power leaves a run "running" forever (Meltano's own #9147). Every `flx`
 start sweeps; the row lock and status guard make two sweepers, or a sweeper and a slow-but-alive runner,
-agree on one outcome (the runner then gets a ConcurrencyError on its next status change).
+agree on one outcome (the runner then gets a ConcurrencyError on its next status change, or its lease
+keeper sees it first and stops the job).
+
+Burying a run must never let a second copy of its job start beside the first, so each rule waits until the
+job is known to have ended:
+- no heartbeat for `stale_after_seconds`: a runner stops its job itself well before that (its lease);
+- its lock session ended and no heartbeat for `session_gone_after_seconds`: long enough for a runner that
+  lost its connection to have given up re-acquiring and stopped its job (a database restart ends every
+  session, so this cannot be sooner);
+- on this machine, the runner's pid is dead and no heartbeat for `runner_gone_after_seconds`: certain.
+A run recorded on this machine has what is left of its job (the recorded process group, only processes
+carrying its execution id) ended before it is buried.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, column, func, or_, select, table, update
+from sqlalchemy import ColumnElement, Engine, and_, column, func, select, table, update
 from sqlalchemy.orm import Session
 
 from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
+from orchestrator.proctree import end_job, host_identity, job_processes, pid_alive
 from orchestrator.records import append_event
+
+log = logging.getLogger(__name__)
 
 _ACTIVE = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value, ExecutionStatus.RETRYING.value)
 
@@ -66,40 +83,71 @@ def _older_than(seconds: float) -> ColumnElement[bool]:
     return last_sign < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
-def recover_stale(
-    engine: Engine, stale_after_seconds: float, session_gone_after_seconds: float | None = None
-) -> list[StaleExecution]:
-    """Mark active executions whose runner is gone as failed; return them.
+def _age_seconds() -> ColumnElement[Any]:
+    return func.extract("epoch", func.now() - func.coalesce(Execution.heartbeat_at, Execution.created_at))
 
-    Gone means: no heartbeat for `stale_after_seconds`, or, sooner, the database session that held the
-    pipeline lock has ended and the heartbeat is `session_gone_after_seconds` old (a crashed runner's
-    session ends with it, on whatever machine it ran).
+
+def recover_stale(
+    engine: Engine,
+    stale_after_seconds: float,
+    session_gone_after_seconds: float | None = None,
+    *,
+    runner_gone_after_seconds: float | None = None,
+    kill_grace_seconds: float = 10.0,
+) -> list[StaleExecution]:
+    """Mark active executions whose runner is gone as failed, after ending their job here; return them.
+
+    Gone means (see the module): no heartbeat for `stale_after_seconds`; or the database session that held
+    the pipeline lock has ended and the heartbeat is `session_gone_after_seconds` old; or, on this machine,
+    the runner's process is dead and the heartbeat is `runner_gone_after_seconds` old.
     """
-    gone = or_(
-        _older_than(stale_after_seconds),
-        and_(
-            Execution.lock_session.is_not(None),
-            Execution.lock_session.not_in(select(_SESSIONS.c.pid).scalar_subquery()),
-            _older_than(
-                session_gone_after_seconds if session_gone_after_seconds is not None else stale_after_seconds
-            ),
-        ),
+    windows = [
+        w
+        for w in (stale_after_seconds, session_gone_after_seconds, runner_gone_after_seconds)
+        if w is not None
+    ]
+    session_gone = and_(
+        Execution.lock_session.is_not(None),
+        Execution.lock_session.not_in(select(_SESSIONS.c.pid).scalar_subquery()),
     )
+    here = host_identity()
     recovered: list[StaleExecution] = []
     with Session(engine) as session, session.begin():
         rows = session.execute(
-            select(Execution, Pipeline.name)
+            select(Execution, Pipeline.name, _age_seconds(), session_gone)
             .join(Pipeline, Pipeline.id == Execution.pipeline_id)
-            .where(Execution.status.in_(_ACTIVE), gone)
+            .where(Execution.status.in_(_ACTIVE), _older_than(min(windows)))
             .with_for_update(of=Execution, skip_locked=True)
         ).all()
-        for execution, pipeline in rows:
+        for execution, pipeline, age_seconds, lock_gone in rows:
+            age = float(age_seconds)
+            local = execution.process_host == here
+            runner_dead = local and execution.pid not in (None, os.getpid()) and not pid_alive(execution.pid)
+            if not (
+                age > stale_after_seconds
+                or (lock_gone and session_gone_after_seconds is not None and age > session_gone_after_seconds)
+                or (runner_dead and runner_gone_after_seconds is not None and age > runner_gone_after_seconds)
+            ):
+                continue
+            ended = ""
+            if local and execution.process_group:
+                left = job_processes(execution.process_group, str(execution.id)) or []
+                if not end_job(execution.process_group, str(execution.id), kill_grace_seconds):
+                    log.warning(
+                        "execution %s: its job's processes (group %s) would not end; not marked failed yet",
+                        execution.id,
+                        execution.process_group,
+                    )
+                    continue
+                if left:
+                    ended = f"; {len(left)} process(es) its job left behind were ended"
+            previous_status = execution.status
             reason = (
                 f"heartbeat stopped at {execution.heartbeat_at:%Y-%m-%d %H:%M:%S%z} "
                 f"(runner pid {execution.pid} on {execution.hostname} died or lost the database); "
-                f"marked failed by stale-run recovery"
+                f"marked failed by stale-run recovery{ended}"
                 if execution.heartbeat_at
-                else "never sent a heartbeat; marked failed by stale-run recovery"
+                else f"never sent a heartbeat; marked failed by stale-run recovery{ended}"
             )
             session.execute(
                 update(Execution)
@@ -110,12 +158,13 @@ def recover_stale(
                     error=reason,
                     updated_at=func.now(),
                 )
+                .execution_options(synchronize_session=False)
             )
             append_event(
                 session,
                 execution.id,
                 ExecutionStatus.FAILED.value,
-                {"reason": "stale_heartbeat", "previous_status": execution.status, "error": reason},
+                {"reason": "stale_heartbeat", "previous_status": previous_status, "error": reason},
             )
             recovered.append(
                 StaleExecution(

@@ -1,7 +1,9 @@
-"""Running one pipeline: lock a slot, record, run `meltano run` with retries and a deadline, validate, alert.
+"""Running one pipeline: lease a slot, record, run `meltano run` with retries and a deadline, validate, alert.
 
 The design this replaces reported success when Meltano failed; here the exit code decides, always, and
-every attempt, retry, timeout and cancel is in the event log with the reason.
+every attempt, retry, timeout and cancel is in the event log with the reason. The job's outcome is what
+`run` returns even when the database is away while it is recorded: recording waits for it (bounded), and
+what still cannot be written is logged in one line, never raised past a finished job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import random
 import shutil
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,15 +29,19 @@ from flx_core.models import ExecutionStatus
 from orchestrator.alerts.event import AlertEvent, AlertKind, Severity
 from orchestrator.alerts.manager import AlertManager
 from orchestrator.config import FlxSettings, PipelineSettings
-from orchestrator.locks import PipelineBusy, PipelineSlot
+from orchestrator.dbretry import DatabaseRetry, DatabaseUnavailable, short_reason
+from orchestrator.lease import Lease, Leases, LeaseTiming
+from orchestrator.locks import PipelineBusy
 from orchestrator.process import ChildProcess, ProcessResult
-from orchestrator.records import ExecutionRecord, sync_pipeline
+from orchestrator.records import ConcurrencyError, ExecutionRecord, sync_pipeline
 from orchestrator.recovery import StaleExecution, buried_recently, recover_stale
 from orchestrator.validation.runner import ValidationRunner
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_SECONDS = 3600.0
+# What a status change can meet besides success: the database away too long, or the run buried meanwhile.
+RECORDING_FAILED = (DatabaseUnavailable, ConcurrencyError)
 
 EXIT_CODES = {
     ExecutionStatus.SUCCEEDED: 0,
@@ -68,17 +75,30 @@ def retry_delay(base_seconds: float, attempt: int, rng: random.Random | None = N
 
 
 class Runner:
-    """Runs pipelines for the `flx` process; `cancel()` is safe to call from a signal handler."""
+    """Runs pipelines for the `flx` process; `cancel()` is safe to call from a signal handler.
+
+    `leases` and `db_retry` come from the container; a runner built without them makes its own.
+    """
 
     def __init__(
-        self, settings: FlxSettings, engine: Engine, validations: ValidationRunner, alerts: AlertManager
+        self,
+        settings: FlxSettings,
+        engine: Engine,
+        validations: ValidationRunner,
+        alerts: AlertManager,
+        leases: Leases | None = None,
+        db_retry: DatabaseRetry | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.validations = validations
         self.alerts = alerts
+        self.leases = leases or Leases(engine, LeaseTiming.from_settings(settings))
+        self.db_retry = db_retry or DatabaseRetry()
         self._cancelled = threading.Event()
         self._child: ChildProcess | None = None
+        self._lease: Lease | None = None
+        self._lease_lost: str | None = None
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -86,9 +106,17 @@ class Runner:
             self._child.cancel()
 
     def recover(self) -> list[StaleExecution]:
-        """Fail executions whose runner died, and alert once for each."""
-        stale = recover_stale(
-            self.engine, self.settings.stale_after_seconds, 3 * self.settings.heartbeat_interval_seconds
+        """Fail executions whose runner died (ending what their job left on this machine); alert once each."""
+        timing = self.leases.timing
+        stale = self.db_retry.call(
+            lambda _: recover_stale(
+                self.engine,
+                timing.stale_after_seconds,
+                timing.session_gone_after_seconds,
+                runner_gone_after_seconds=timing.runner_gone_after_seconds,
+                kill_grace_seconds=timing.kill_grace_seconds,
+            ),
+            "stale-run recovery",
         )
         for execution in stale:
             log.warning(
@@ -117,19 +145,28 @@ class Runner:
     ) -> RunOutcome:
         # Meltano refuses a state ID whose last run it still believes RUNNING (for 5 minutes after its
         # heartbeat stops). When flx has buried that run (here, or any other worker lately), we tell Meltano
-        # so: --force. Overlap is still impossible: the pipeline lock below is ours.
+        # so: --force. Overlap is still impossible: the pipeline lease below is ours.
+        self._lease_lost = None
         buried_now = any(dead.pipeline == pipeline.name for dead in self.recover())
-        force = force or buried_now or buried_recently(self.engine, pipeline.name)
-        pipeline_id = sync_pipeline(self.engine, pipeline)
-        slot = PipelineSlot(self.engine, pipeline.name, pipeline.max_concurrent_executions)
+        force = (
+            force
+            or buried_now
+            or self.db_retry.call(lambda _: buried_recently(self.engine, pipeline.name), "a recent recovery")
+        )
+        pipeline_id = sync_pipeline(self.engine, pipeline, self.db_retry)
+        lease = self.leases.lease(pipeline.name, pipeline.max_concurrent_executions)
         try:
-            slot.acquire()
+            self.db_retry.call(lambda _: lease.acquire(), f"the lease of {pipeline.name!r}")
         except PipelineBusy as exc:
-            record = ExecutionRecord.create(self.engine, pipeline_id, trigger)
-            now = datetime.now(UTC)
-            record.transition(ExecutionStatus.SKIPPED, error=str(exc), started_at=now, ended_at=now)
             log.error("%s", exc)
+            record = ExecutionRecord.create(self.engine, pipeline_id, trigger, retry=self.db_retry)
+            now = datetime.now(UTC)
+            try:
+                record.transition(ExecutionStatus.SKIPPED, error=str(exc), started_at=now, ended_at=now)
+            except RECORDING_FAILED as failed:
+                log.error("%s: %s", pipeline.name, failed)
             return RunOutcome(record.id, pipeline.name, ExecutionStatus.SKIPPED, 0, None, str(exc))
+        self._lease = lease
         try:
             return self._run_locked(
                 pipeline,
@@ -138,11 +175,12 @@ class Runner:
                 pipeline.retries if retries is None else retries,
                 timeout_seconds or pipeline.timeout_seconds,
                 output,
-                slot.session_pid,
+                lease,
                 force,
             )
         finally:
-            slot.release()
+            lease.release()
+            self._lease = None
 
     def _run_locked(
         self,
@@ -152,10 +190,13 @@ class Runner:
         retries: int,
         timeout_seconds: float | None,
         output: TextIO | None,
-        lock_session: int | None,
+        lease: Lease,
         force: bool,
     ) -> RunOutcome:
-        record = ExecutionRecord.create(self.engine, pipeline_id, trigger, lock_session)
+        record = ExecutionRecord.create(
+            self.engine, pipeline_id, trigger, lease.session_pid, retry=self.db_retry
+        )
+        lease.keep(record.id)
         started = datetime.now(UTC)
         attempt = 0
         result: ProcessResult | None = None
@@ -163,29 +204,40 @@ class Runner:
             attempt += 1
             run_id = uuid.uuid4()
             first = {"started_at": started} if attempt == 1 else {}
-            record.transition(
-                ExecutionStatus.RUNNING,
-                attempt=attempt,
-                run_id=run_id,
-                heartbeat_at=datetime.now(UTC),
-                **first,
-            )
+            try:
+                record.transition(
+                    ExecutionStatus.RUNNING,
+                    attempt=attempt,
+                    run_id=run_id,
+                    heartbeat_at=datetime.now(UTC),
+                    **first,
+                )
+            except RECORDING_FAILED as exc:
+                log.error("%s: not starting attempt %d: %s", pipeline.name, attempt, exc)
+                if result is None:
+                    return RunOutcome(record.id, pipeline.name, ExecutionStatus.FAILED, 0, None, str(exc))
+                attempt -= 1
+                break
             log.info("%s: attempt %d of %d (execution %s)", pipeline.name, attempt, retries + 1, record.id)
             result = self._attempt(pipeline, record, run_id, timeout_seconds, output, force)
             if result.exit_code == 0 and not result.timed_out and not result.cancelled:
                 break
-            if result.cancelled or self._cancelled.is_set() or attempt > retries:
+            if result.cancelled or self._cancelled.is_set() or self._lease_lost or attempt > retries:
                 break
             delay = retry_delay(pipeline.retry_delay_seconds, attempt)
-            record.transition(
-                ExecutionStatus.RETRYING,
-                exit_code=result.exit_code,
-                error=result.error,
-                log_tail=result.log_tail,
-            )
-            record.event("retry_scheduled", {"attempt": attempt + 1, "delay_seconds": round(delay, 1)})
+            try:
+                record.transition(
+                    ExecutionStatus.RETRYING,
+                    exit_code=result.exit_code,
+                    error=result.error,
+                    log_tail=result.log_tail,
+                )
+                record.event("retry_scheduled", {"attempt": attempt + 1, "delay_seconds": round(delay, 1)})
+            except RECORDING_FAILED as exc:
+                log.error("%s: not retrying: %s", pipeline.name, exc)
+                break
             log.warning("%s: attempt %d failed; retrying in %.1f s", pipeline.name, attempt, delay)
-            if self._wait(record, delay):
+            if self._wait(delay):
                 break
         return self._finish(pipeline, pipeline_id, record, started, attempt, result)
 
@@ -209,31 +261,39 @@ class Runner:
             output=output,
         )
         self._child = child
-        if self._cancelled.is_set():
+        if self._cancelled.is_set() or self._lease_lost:
             child.cancel()
+        lease = self._lease
         try:
-            return child.run(lambda: self._heartbeat(record), self.settings.heartbeat_interval_seconds)
+            return child.run(
+                self._check_lease,
+                min(1.0, self.settings.heartbeat_interval_seconds),
+                on_start=lease.note_process_group if lease is not None else None,
+            )
         finally:
             self._child = None
 
-    def _wait(self, record: ExecutionRecord, seconds: float) -> bool:
-        """Sleep between attempts, heartbeating; True when cancelled meanwhile."""
-        remaining = seconds
-        while remaining > 0:
-            step = min(remaining, self.settings.heartbeat_interval_seconds)
-            if self._cancelled.wait(step):
+    def _wait(self, seconds: float) -> bool:
+        """Sleep between attempts (the lease keeper heartbeats); True when cancelled or the lease is lost."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._cancelled.wait(min(remaining, 0.5)):
                 return True
-            remaining -= step
-            self._heartbeat(record)
+            self._check_lease()
+            if self._lease_lost:
+                return True
         return False
 
-    def _heartbeat(self, record: ExecutionRecord) -> None:
-        """A database hiccup must not kill a healthy load: log it; stale recovery is minutes away."""
-        try:
-            if not record.heartbeat():
-                log.warning("execution %s was marked final by another process", record.id)
-        except SQLAlchemyError as exc:
-            log.warning("heartbeat for execution %s failed: %s", record.id, exc.__class__.__name__)
+    def _check_lease(self) -> None:
+        """A job whose lease is gone may be overlapped at any moment: stop it, and say why."""
+        if self._lease is None or self._lease_lost:
+            return
+        reason = self._lease.lost()
+        if reason:
+            self._lease_lost = reason
+            log.error("%s", reason)
+            if self._child is not None:
+                self._child.cancel()
 
     def _finish(
         self,
@@ -246,7 +306,10 @@ class Runner:
     ) -> RunOutcome:
         assert result is not None
         error: str | None
-        if result.timed_out:
+        succeeded = result.exit_code == 0 and not result.timed_out and not result.cancelled
+        if self._lease_lost and not succeeded:  # lost after a success, the lease mattered no more
+            status, error = ExecutionStatus.FAILED, "\n".join(filter(None, (self._lease_lost, result.error)))
+        elif result.timed_out:
             status = ExecutionStatus.TIMED_OUT
             error = f"timed out after {result.duration_seconds:.0f} s; process group killed\n{result.error}"
         elif result.cancelled or self._cancelled.is_set():
@@ -255,17 +318,25 @@ class Runner:
             status, error = ExecutionStatus.FAILED, result.error
         else:
             status, error = self._validate(pipeline, record)
+        if self._lease is not None:
+            self._lease.stop_renewing()
         ended = datetime.now(UTC)
-        record.transition(
-            status,
-            exit_code=result.exit_code,
-            error=error,
-            log_tail=result.log_tail,
-            ended_at=ended,
-            duration_seconds=Decimal(f"{(ended - started).total_seconds():.3f}"),
-        )
+        try:
+            record.transition(
+                status,
+                exit_code=result.exit_code,
+                error=error,
+                log_tail=result.log_tail,
+                ended_at=ended,
+                duration_seconds=Decimal(f"{(ended - started).total_seconds():.3f}"),
+            )
+        except RECORDING_FAILED as exc:
+            log.error("%s: the job %s, but %s", pipeline.name, status.value, exc)
         outcome = RunOutcome(record.id, pipeline.name, status, attempts, result.exit_code, error)
-        self._alert_outcome(pipeline_id, outcome)
+        try:
+            self._alert_outcome(pipeline_id, outcome)
+        except SQLAlchemyError as exc:
+            log.error("%s: could not record the outcome's alert: %s", pipeline.name, short_reason(exc))
         return outcome
 
     def _validate(
@@ -273,7 +344,12 @@ class Runner:
     ) -> tuple[ExecutionStatus, str | None]:
         if not pipeline.validations:
             return ExecutionStatus.SUCCEEDED, None
-        outcomes = self.validations.run(pipeline.validations, record.id)
+        try:
+            outcomes = self.db_retry.call(
+                lambda _: self.validations.run(pipeline.validations, record.id), "validation results"
+            )
+        except DatabaseUnavailable as exc:
+            return ExecutionStatus.FAILED_VALIDATION, f"checks could not run: {exc}"
         failed = [o for o in outcomes if o.status != "passed"]
         for outcome in failed:
             self._alert(
@@ -339,3 +415,24 @@ class Runner:
             return found
         beside = Path(sys.executable).with_name("meltano")
         return str(beside) if beside.exists() else configured
+
+
+class RunnerFactory:
+    """Fresh runners wired like the container's own, for processes that run many pipelines at once (`flx
+    serve`, `flx worker`): a runner's cancel and its child belong to one run, its leases and retries not."""
+
+    def __init__(
+        self,
+        settings: FlxSettings,
+        engine: Engine,
+        validations: ValidationRunner,
+        alerts: AlertManager,
+        leases: Leases,
+        db_retry: DatabaseRetry,
+    ) -> None:
+        self._parts = (settings, engine, validations, alerts)
+        self._leases = leases
+        self._db_retry = db_retry
+
+    def __call__(self) -> Runner:
+        return Runner(*self._parts, leases=self._leases, db_retry=self._db_retry)

@@ -64,6 +64,8 @@ class Scheduler:
     # With a queue (`flx serve --queue`), ticks are handed to `flx worker`s instead of run here:
     # dispatch(pipeline, trigger, tick key).
     dispatch: Callable[[PipelineSettings, str, str], None] | None = None
+    # Where each tick's runner comes from: the container's `RunnerFactory`, else one built here.
+    make_runner: Callable[[], Runner] | None = None
     _schedules: dict[str, Schedule] = field(init=False)
     _since: datetime = field(init=False)
     _pipeline_ids: dict[str, uuid.UUID] = field(init=False, default_factory=dict)
@@ -157,7 +159,10 @@ class Scheduler:
         return claimed is not None
 
     def _start(self, pipeline: PipelineSettings, tick: datetime) -> threading.Thread:
-        runner = Runner(self.settings, self.engine, self.validations, self.alerts)
+        if self.make_runner is not None:
+            runner = self.make_runner()
+        else:
+            runner = Runner(self.settings, self.engine, self.validations, self.alerts)
         key = tick_key(pipeline.name, tick)
 
         def run() -> None:
