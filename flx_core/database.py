@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
-from flx_core.embedded import embedded_url
-from flx_core.settings import DatabaseSettings, SettingsError, describe
+from flx_core.settings import DatabaseSettings, SettingsError
+
+if TYPE_CHECKING:  # imported where an engine is made: target-flx connects with asyncpg only
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def resolve(settings: DatabaseSettings) -> DatabaseSettings:
     The embedded server is used only when no connection setting at all is given.
     """
     if settings.is_configured:
-        where = describe(settings.url())
+        where = settings.where()
         if where not in _announced:
             _announced.add(where)
             log.info("Using PostgreSQL at %s", where)
@@ -56,6 +57,8 @@ def resolve(settings: DatabaseSettings) -> DatabaseSettings:
             f"{names} {verb} set but neither host nor sqlalchemy_url: set host (or sqlalchemy_url) to use "
             f"that server, or remove {names} to use the embedded PostgreSQL"
         )
+    from flx_core.embedded import embedded_url
+
     url = embedded_url(settings.database or "flx")
     return settings.model_copy(
         update={"sqlalchemy_url": SecretStr(url.render_as_string(hide_password=False))}
@@ -64,6 +67,9 @@ def resolve(settings: DatabaseSettings) -> DatabaseSettings:
 
 def make_engine(settings: DatabaseSettings, *, pool_size: int = 5) -> Engine:
     """A SQLAlchemy engine whose connections map the `flx` schema name to `control_schema`."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
+
     if pool_size == 0:  # no pool: each connection closes when released (short-lived plugin processes)
         engine = create_engine(settings.url(), poolclass=NullPool, future=True)
     else:

@@ -11,12 +11,15 @@ import re
 import stat
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
-from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL or an engine is made: target-flx needs neither
+    from sqlalchemy.engine import URL
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -67,33 +70,24 @@ class DatabaseSettings(BaseModel):
         """False when nothing points at a server, which means: use the embedded one."""
         return bool(self.host or self.sqlalchemy_url)
 
-    def url(self) -> URL:
-        """The SQLAlchemy URL (psycopg 3 driver) for this configuration."""
+    def endpoint(self) -> Endpoint:
+        """Where to connect, with libpq's parameters (SSL included), without SQLAlchemy when `host` is
+        given (a `sqlalchemy_url` is read by SQLAlchemy's own parser)."""
         if self.sqlalchemy_url is not None:
-            raw = self.sqlalchemy_url.get_secret_value()
-            try:
-                url = make_url(raw)
-            except Exception:
-                raise SettingsError("sqlalchemy_url is not a valid database URL") from None
-            if url.get_backend_name() != "postgresql":
-                raise SettingsError(
-                    f"sqlalchemy_url must be a postgresql URL, got {url.get_backend_name()!r}"
-                )
-            url = url.set(drivername="postgresql+psycopg")
+            endpoint = _parse_url(self.sqlalchemy_url.get_secret_value())
         else:
             if not self.host:
                 raise SettingsError(
                     "set either `host` or `sqlalchemy_url` (or neither, for the embedded server)"
                 )
-            url = URL.create(
-                "postgresql+psycopg",
-                username=self.user or "postgres",
+            endpoint = Endpoint(
+                user=self.user or "postgres",
                 password=self.password.get_secret_value() if self.password else None,
                 host=self.host,
                 port=self.port,
                 database=self.database or "postgres",
             )
-        query = dict(url.query)
+        query = dict(endpoint.query)
         query.setdefault("application_name", self.application_name)
         if self.ssl_enable:
             query["sslmode"] = self.ssl_mode
@@ -109,24 +103,75 @@ class DatabaseSettings(BaseModel):
                 key = _as_file(self.ssl_client_private_key.get_secret_value(), "client.key")
                 _check_private_key(key)
                 query["sslkey"] = key
-        return url.set(query=query)
+        return Endpoint(
+            endpoint.user, endpoint.password, endpoint.host, endpoint.port, endpoint.database, query
+        )
+
+    def url(self) -> URL:
+        """The SQLAlchemy URL (psycopg 3 driver) for this configuration."""
+        from sqlalchemy.engine import URL
+
+        e = self.endpoint()
+        query = dict(e.query)
+        host = e.host
+        if host and host.startswith("/"):  # a socket directory travels in the query, as libpq takes it
+            query["host"], host = host, None
+        return URL.create(
+            "postgresql+psycopg",
+            username=e.user,
+            password=e.password,
+            host=host,
+            port=e.port,
+            database=e.database,
+            query=query,
+        )
+
+    def where(self) -> str:
+        """A log-safe one-line description of the server: password hidden."""
+        e = self.endpoint()
+        return f"postgresql://{e.user or ''}@{e.host}:{e.port or 5432}/{e.database}"
 
     def asyncpg_kwargs(self) -> dict[str, Any]:
         """`asyncpg.connect` keyword arguments equal to `url()`, SSL included."""
-        url = self.url()
+        e = self.endpoint()
         kwargs: dict[str, Any] = {
-            "user": url.username,
-            "password": url.password,
-            "database": url.database,
-            "server_settings": {"application_name": str(url.query.get("application_name", "flx"))},
+            "user": e.user,
+            "password": e.password,
+            "database": e.database,
+            "host": e.host,
+            "port": e.port or 5432,
+            "server_settings": {"application_name": str(e.query.get("application_name", "flx"))},
         }
-        host = url.query.get("host")
-        kwargs["host"] = host if isinstance(host, str) else url.host
-        kwargs["port"] = url.port or 5432
-        sslmode = url.query.get("sslmode")
+        sslmode = e.query.get("sslmode")
         if isinstance(sslmode, str):
-            kwargs.update(_asyncpg_ssl(url, sslmode))
+            kwargs.update(_asyncpg_ssl(e.query, sslmode))
         return kwargs
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A server to connect to: libpq's parameters. `host` may be a socket directory."""
+
+    user: str | None
+    password: str | None
+    host: str | None
+    port: int | None
+    database: str | None
+    query: dict[str, str] = field(default_factory=dict)
+
+
+def _parse_url(raw: str) -> Endpoint:
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(raw)
+    except Exception:
+        raise SettingsError("sqlalchemy_url is not a valid database URL") from None
+    if url.get_backend_name() != "postgresql":
+        raise SettingsError(f"sqlalchemy_url must be a postgresql URL, got {url.get_backend_name()!r}")
+    query = {k: v for k, v in url.query.items() if isinstance(v, str)}
+    host = query.pop("host", None) or url.host
+    return Endpoint(url.username, url.password, host, url.port, url.database, query)
 
 
 def describe(url: URL) -> str:
@@ -174,7 +219,7 @@ def _as_file(value: str, name: str) -> str:
 _SSL_FILES = ("sslrootcert", "sslcert", "sslkey")
 
 
-def _asyncpg_ssl(url: URL, sslmode: str) -> dict[str, Any]:
+def _asyncpg_ssl(params: Mapping[str, Any], sslmode: str) -> dict[str, Any]:
     """asyncpg's SSL arguments meaning what libpq's `sslmode` (and the files beside it) mean.
 
     Given as a DSN holding only `sslmode` and the file parameters, so asyncpg applies libpq's rules
@@ -186,7 +231,7 @@ def _asyncpg_ssl(url: URL, sslmode: str) -> dict[str, Any]:
         return {"ssl": False}
     query = {"sslmode": sslmode}
     for name in _SSL_FILES:
-        if isinstance(value := url.query.get(name), str):
+        if isinstance(value := params.get(name), str):
             query[name] = value
     return {"dsn": "postgresql://?" + urlencode(query)}
 

@@ -30,6 +30,9 @@ PLUGINS = (
     ("utilities", "flx", "flx", "Runs Meltano jobs with retries, timeouts, history, validations and alerts."),
 )
 
+# target-flx's settings schema as singer-sdk builds it, read by the start-up path that skips the SDK.
+CONFIG_SCHEMA = Path("target_flx") / "config_schema.json"
+
 _KINDS = {"string": "string", "integer": "integer", "number": "decimal", "boolean": "boolean"}
 
 
@@ -65,8 +68,10 @@ def setting(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
-def lock_definition(plugin_type: str, name: str, namespace: str, description: str) -> dict[str, Any]:
-    info = plugin_about(name)
+def lock_definition(
+    plugin_type: str, name: str, namespace: str, description: str, info: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    info = info if info is not None else plugin_about(name)
     properties: dict[str, Any] = info["settings"].get("properties", {})
     return {
         "plugin_type": plugin_type,
@@ -121,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a lock file is out of date")
     args = parser.parse_args(argv)
     stale = []
-    definitions = [lock_definition(*plugin) for plugin in PLUGINS]
+    infos = {plugin[1]: plugin_about(plugin[1]) for plugin in PLUGINS}
+    definitions = [lock_definition(*plugin, info=infos[plugin[1]]) for plugin in PLUGINS]
     outputs = {lock_path(args.root, d["plugin_type"], d["name"]): render(d) for d in definitions}
+    schema = infos["target-flx"]["settings"]
+    outputs[args.root / CONFIG_SCHEMA] = json.dumps(schema, indent=1, sort_keys=True) + "\n"
     readme = args.root / "README.md"
     if readme.exists():
         outputs[readme] = with_tables(readme.read_text(), definitions)

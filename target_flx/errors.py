@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from singer_sdk.exceptions import MissingKeyPropertiesError, RecordsWithoutSchemaException
+from typing import TYPE_CHECKING
+
+import target_flx
+
+if TYPE_CHECKING or not target_flx.LEAN:
+    from singer_sdk.exceptions import MissingKeyPropertiesError, RecordsWithoutSchemaException
+else:  # the start-up path that never imports singer-sdk (see main.py)
+
+    class MissingKeyPropertiesError(Exception):
+        pass
+
+    class RecordsWithoutSchemaException(Exception):
+        pass
 
 
 class TargetError(Exception):

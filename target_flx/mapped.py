@@ -11,10 +11,12 @@ from __future__ import annotations
 import copy
 import decimal
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from singer_sdk.mapper import PluginMapper
+
+if TYPE_CHECKING:
+    from singer_sdk.mapper import PluginMapper
 
 _decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 _encoder = msgspec.json.Encoder(decimal_format="number")

@@ -11,10 +11,9 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
-from singer_sdk.mapper import PluginMapper
 
 from flx_core.database import resolve
 from flx_core.revision import HEAD
@@ -32,6 +31,9 @@ from target_flx.settings import LoadSettings
 from target_flx.state import StateGate
 from target_flx.stream import StreamLoader
 from target_flx.summary import print_summary
+
+if TYPE_CHECKING:
+    from singer_sdk.mapper import PluginMapper
 
 log = logging.getLogger("target_flx")
 
