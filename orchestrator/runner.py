@@ -35,7 +35,7 @@ from orchestrator.locks import PipelineBusy
 from orchestrator.process import ChildProcess, ProcessResult
 from orchestrator.records import ConcurrencyError, ExecutionRecord, sync_pipeline
 from orchestrator.recovery import StaleExecution, buried_recently, recover_stale
-from orchestrator.validation.runner import ValidationRunner
+from orchestrator.validation.runner import ValidationRunner, oracle_source_alert
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,9 @@ class Runner:
             return ExecutionStatus.FAILED_VALIDATION, f"checks could not run: {exc}"
         failed = [o for o in outcomes if o.status != "passed"]
         for outcome in failed:
+            if (source_alert := oracle_source_alert(outcome, pipeline.name, str(record.id))) is not None:
+                self._notify(source_alert)  # an unreachable source, not a count that does not match
+                continue
             self._alert(
                 pipeline.name,
                 record.id,
@@ -402,6 +405,9 @@ class Runner:
         pipeline_id: uuid.UUID | None = None,
     ) -> None:
         event = AlertEvent(pipeline, kind, severity, title, body, check_name, str(execution_id))
+        self._notify(event, pipeline_id)
+
+    def _notify(self, event: AlertEvent, pipeline_id: uuid.UUID | None = None) -> None:
         try:
             self.alerts.notify(event, pipeline_id)
         except SQLAlchemyError as exc:

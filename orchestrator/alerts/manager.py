@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 from apprise import NotifyType
@@ -22,7 +22,6 @@ from flx_core.models import Alert
 from orchestrator.alerts.channels import Channels
 from orchestrator.alerts.event import AlertEvent, Severity
 from orchestrator.alerts.message import body_of, notify_type_of, one_line, resolved_title, title_of
-from orchestrator.alerts.urls import merge_alert_urls
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +50,6 @@ class AlertManager:
         self._engine = engine
         self._channels = Channels(urls)
         self._repeat_interval = repeat_interval
-
-    @classmethod
-    def from_env(
-        cls,
-        engine: Engine,
-        configured: Sequence[str] = (),
-        repeat_interval: timedelta = timedelta(hours=4),
-        environ: Mapping[str, str] | None = None,
-    ) -> AlertManager:
-        """Configured URLs plus those in `FLX_ALERT_URLS`."""
-        return cls(engine, merge_alert_urls(configured, environ), repeat_interval)
 
     @property
     def channels(self) -> list[str]:

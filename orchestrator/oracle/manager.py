@@ -17,9 +17,6 @@ from typing import Any
 
 import oracledb
 
-from orchestrator.alerts.event import AlertEvent
-from orchestrator.oracle.alerting import alert_for
-from orchestrator.oracle.errors import OracleFailure
 from orchestrator.oracle.health import HealthResult, probe
 from orchestrator.oracle.identifiers import oracle_table
 from orchestrator.oracle.params import describe_target, pool_params
@@ -127,12 +124,6 @@ class OracleConnectionManager:
             cursor.execute(query.strip().rstrip(";"), params if params is not None else [])
             while rows := cursor.fetchmany():
                 yield from rows
-
-    @staticmethod
-    def alert_for(
-        failure: OracleFailure, source_name: str, pipeline: str, execution_id: str | None = None
-    ) -> AlertEvent:
-        return alert_for(failure, source_name, pipeline, execution_id)
 
 
 def _close_pool(pool: oracledb.ConnectionPool) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from flx_core.models import ValidationResult
+from orchestrator.alerts.event import AlertEvent
 from orchestrator.validation.checks import TARGET_CHECKS, count_target
 from orchestrator.validation.outcome import CheckOutcome, CheckStatus, Measurement
 from orchestrator.validation.sources import RowCounter, SourceCounter, SourceError, describe_source
@@ -139,3 +140,26 @@ class ValidationRunner:
                 )
         except Exception as exc:
             log.error("Could not record check %s: %s", outcome.spec.name, _error_message(exc))
+
+
+def oracle_source_alert(outcome: CheckOutcome, pipeline: str, execution_id: str) -> AlertEvent | None:
+    """For a check that could not run because its Oracle source failed, the alert that failure means
+    (connectivity, authentication, timeout: with the source's own severity); None for other outcomes."""
+    source = outcome.spec.source or ""
+    error = outcome.details.get("source_error")
+    if outcome.status != "error" or not source.startswith("oracle:") or not isinstance(error, dict):
+        return None
+    from orchestrator.oracle.alerting import alert_for
+    from orchestrator.oracle.errors import OracleFailure
+
+    category = error.get("category")
+    if category not in ("connectivity", "timeout", "authentication", "other"):
+        return None  # e.g. a source name that is not configured: a plain check error
+    failure = OracleFailure(
+        category=category,
+        code=error.get("code"),
+        recoverable=bool(error.get("recoverable")),
+        severity=error.get("severity") or "error",
+        message=str(error.get("message") or outcome.message),
+    )
+    return alert_for(failure, source.removeprefix("oracle:"), pipeline, execution_id)

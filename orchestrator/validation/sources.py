@@ -79,7 +79,13 @@ class SourceCounter:
             raise SourceError(
                 f"oracle source {name!r}: {failure.category} {failure.code or ''}".rstrip()
                 + f": {failure.message}",
-                {"category": failure.category, "code": failure.code, "recoverable": failure.recoverable},
+                {
+                    "category": failure.category,
+                    "code": failure.code,
+                    "recoverable": failure.recoverable,
+                    "severity": failure.severity,
+                    "message": failure.message,
+                },
             ) from exc
 
     def _count_url(self, source: str, spec: CheckSpec) -> int:

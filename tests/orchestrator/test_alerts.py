@@ -240,13 +240,3 @@ def test_unusable_url_is_a_config_error_without_the_secret(control: Engine) -> N
 def test_channels_are_described_masked(control: Engine) -> None:
     manager = AlertManager(control, ["json://bob:pa55word@127.0.0.1:9/hook"])
     assert manager.channels and "pa55word" not in manager.channels[0]
-
-
-def test_from_env_merges_configured_and_environment(control: Engine, hook: Webhook, pipeline: str) -> None:
-    with webhook_server() as other:
-        manager = AlertManager.from_env(
-            control, [hook.url], environ={"FLX_ALERT_URLS": f"{other.url},{hook.url}"}
-        )
-        assert len(manager.channels) == 2
-        assert manager.notify(failure(pipeline))
-        assert len(hook.received) == 1 and len(other.received) == 1

@@ -13,6 +13,7 @@ import pytest
 from oracledb import errors as driver_errors
 from pydantic import SecretStr
 
+from orchestrator.oracle.alerting import alert_for
 from orchestrator.oracle.errors import OracleConfigError, classify
 from orchestrator.oracle.identifiers import oracle_table
 from orchestrator.oracle.manager import OracleConnectionManager
@@ -305,16 +306,16 @@ def test_oracle_table_quoting() -> None:
 def test_alert_for_failures(down: OracleConnectionManager) -> None:
     result = down.health_check()
     assert result.failure is not None
-    event = OracleConnectionManager.alert_for(result.failure, "erp", "daily_orders")
+    event = alert_for(result.failure, "erp", "daily_orders")
     assert (event.kind, event.severity, event.check_name) == ("connectivity", "error", "oracle:erp")
     assert event.fingerprint == "daily_orders:connectivity:oracle:erp"
     assert "DPY-6005" in event.title and event.details["code"] == "DPY-6005"
 
     auth = classify(_driver_error("ORA-01017: invalid credential or not authorized; logon denied", 1017))
-    auth_event = down.alert_for(auth, "erp", "daily_orders")
+    auth_event = alert_for(auth, "erp", "daily_orders")
     assert (auth_event.kind, auth_event.severity) == ("authentication", "critical")
     other = classify(_driver_error("ORA-00942: table or view does not exist", 942))
-    assert down.alert_for(other, "erp", "daily_orders").kind == "failure"
+    assert alert_for(other, "erp", "daily_orders").kind == "failure"
 
 
 # --- a real server, when one is configured -----------------------------------------------------------

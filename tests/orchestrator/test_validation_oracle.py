@@ -13,7 +13,8 @@ from flx_core.migrate import ensure_schema
 from flx_core.models import ValidationResult
 from orchestrator.oracle.manager import OracleConnectionManager
 from orchestrator.oracle.settings import OracleSourceSettings
-from orchestrator.validation.runner import ValidationRunner
+from orchestrator.validation.outcome import CheckOutcome
+from orchestrator.validation.runner import ValidationRunner, oracle_source_alert
 from orchestrator.validation.spec import CheckSpec
 from tests.orchestrator.webhook import closed_port
 
@@ -56,3 +57,20 @@ def test_oracle_source_down_is_an_error_with_its_category(control: Engine, fresh
     with Session(control) as session:
         stored = session.scalars(select(ValidationResult).where(ValidationResult.check_name == name)).one()
     assert stored.status == "error" and stored.details["source_error"]["code"] == "DPY-6005"
+
+    # the runner alerts this as an unreachable source, with the source's severity, not as a count mismatch
+    event = oracle_source_alert(outcome, "daily_orders", "exec-1")
+    assert event is not None
+    assert (event.kind, event.severity, event.check_name) == ("connectivity", "error", "oracle:erp")
+    assert "Oracle source erp is unreachable (DPY-6005)" in event.title
+    assert "tiger-s3cr3t" not in event.body
+
+
+def test_a_check_that_ran_and_failed_is_not_a_source_alert(control: Engine, fresh_schema_name: str) -> None:
+    spec = CheckSpec(name="n", kind="row_count", table="x.y", source="oracle:erp", source_table="S.T")
+    mismatch = CheckOutcome(spec, "failed", "3", "5", "3 rows, expected 5")
+    assert oracle_source_alert(mismatch, "daily_orders", "exec-1") is None
+    unknown = CheckOutcome(
+        spec, "error", None, None, "no Oracle source named 'erp'", {"source_error": {"category": "config"}}
+    )
+    assert oracle_source_alert(unknown, "daily_orders", "exec-1") is None
