@@ -64,6 +64,9 @@ async def ensure_table(conn: asyncpg.Connection, spec: TableSpec) -> dict[str, s
     Runs in one transaction under an advisory lock on the table name, so two loaders of the same table
     (two streams mapped to it, or two runs) apply their changes one after the other.
     """
+    current = await existing_columns(conn, spec.schema, spec.table)
+    if current is not None and not _changes(current, spec) and await _keys_ready(conn, spec):
+        return current  # the usual case, a table as it was last run: one or two reads, no lock
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", spec.name)
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.schema)}")
@@ -95,9 +98,17 @@ async def ensure_table(conn: asyncpg.Connection, spec: TableSpec) -> dict[str, s
                 )
                 log.info("Widened column %s.%s from %s to %s", spec.name, quote(name), current[name], target)
                 current[name] = target
-        if spec.primary_key and spec.keys:
-            await _ensure_unique_keys(conn, spec)
+        if not await _keys_ready(conn, spec):
+            await _create_unique_keys(conn, spec)
         return current
+
+
+def _changes(current: dict[str, str], spec: TableSpec) -> bool:
+    """Whether the table lacks a wanted column or holds one whose type must change."""
+    return any(
+        name not in current or adopt(current[name], wanted) != current[name]
+        for name, wanted in spec.columns.items()
+    )
 
 
 async def _rename_legacy_table(conn: asyncpg.Connection, spec: TableSpec) -> dict[str, str] | None:
@@ -132,9 +143,11 @@ def _create_sql(spec: TableSpec) -> str:
     return f"CREATE TABLE {spec.name} ({', '.join(cols)})"
 
 
-async def _ensure_unique_keys(conn: asyncpg.Connection, spec: TableSpec) -> None:
-    """An existing table (say, made by another loader) gets the unique index ON CONFLICT needs."""
-    has_index = await conn.fetchval(
+async def _keys_ready(conn: asyncpg.Connection, spec: TableSpec) -> bool:
+    """Whether ON CONFLICT on the keys can work: a unique index on exactly them (when keys are needed)."""
+    if not (spec.primary_key and spec.keys):
+        return True
+    found = await conn.fetchval(
         """
         SELECT 1 FROM pg_index i
         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -147,7 +160,11 @@ async def _ensure_unique_keys(conn: asyncpg.Connection, spec: TableSpec) -> None
         spec.table,
         list(spec.keys),
     )
-    if not has_index:
-        index = quote(f"{spec.table[:40]}_flx_key")
-        keys = ", ".join(quote(k) for k in spec.keys)
-        await conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {spec.name} ({keys})")
+    return bool(found)
+
+
+async def _create_unique_keys(conn: asyncpg.Connection, spec: TableSpec) -> None:
+    """An existing table (say, made by another loader) gets the unique index ON CONFLICT needs."""
+    index = quote(f"{spec.table[:40]}_flx_key")
+    keys = ", ".join(quote(k) for k in spec.keys)
+    await conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {spec.name} ({keys})")

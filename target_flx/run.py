@@ -323,6 +323,8 @@ class LoadRun:
     # -- ends -------------------------------------------------------------------------------------
 
     def _finish(self) -> None:
+        for loader in self.streams.values():  # every stream's last batch on its way, in parallel
+            loader.flush()
         for loader in self.streams.values():
             loader.finish()
         self._emit_states()

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from target_flx.stream import StreamLoader
 
 
+MAX_ROWS = 20  # the largest streams; a log with hundreds of rows is read by nobody
+
+
 def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
     loaders = list(loaders)
     console = Console(stderr=True, width=160)
@@ -37,7 +40,8 @@ def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
         table.add_column(
             heading, justify="right" if heading not in ("stream", "table", "method", "status") else "left"
         )
-    for s in loaders:
+    shown = sorted(loaders, key=_records, reverse=True)[:MAX_ROWS] if len(loaders) > MAX_ROWS else loaders
+    for s in shown:
         st = s.stats
         table.add_row(
             s.stream,
@@ -52,4 +56,14 @@ def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
             f"{st.bytes / 1e6:.1f}",
             st.status,
         )
+    if len(shown) < len(loaders):
+        rest = [s for s in loaders if s not in shown]
+        table.caption = (
+            f"… and {len(rest):,} more streams ({sum(map(_records, rest)):,} records);"
+            " the control schema's stream_loads table has every one"
+        )
     console.print(table)
+
+
+def _records(loader: StreamLoader) -> int:
+    return loader.stats.inserted + loader.stats.updated + loader.stats.unchanged
