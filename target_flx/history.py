@@ -6,6 +6,7 @@ Runs are linked to the orchestrator's execution (`FLX_EXECUTION_ID`) and to Melt
 
 from __future__ import annotations
 
+import datetime
 import os
 import uuid
 from collections.abc import Sequence
@@ -37,6 +38,26 @@ class RunIdentity:
         return cls(_uuid_env("FLX_EXECUTION_ID"), _uuid_env("MELTANO_RUN_ID"))
 
 
+@dataclass(frozen=True)
+class LoadRow:
+    """A stream's `stream_loads` row as it starts."""
+
+    id: uuid.UUID
+    stream: str
+    schema: str
+    table: str
+    method: str
+    started_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class LoadEnd:
+    load: LoadRow
+    status: str
+    error: str | None
+    quarantined: int
+
+
 class History:
     def __init__(self, control_schema: str, identity: RunIdentity) -> None:
         self.schema = quote(control_schema)
@@ -54,33 +75,50 @@ class History:
         self._checked = True
         return self._execution_id
 
-    async def start(
-        self, conn: asyncpg.Connection, stream: str, schema: str, table: str, method: str
-    ) -> uuid.UUID:
+    async def start(self, conn: asyncpg.Connection, load: LoadRow) -> None:
+        """The stream's row, written with its first batch (or its first ACTIVATE_VERSION): a run of many
+        small streams costs no round trip per stream for it. Repeating it changes nothing."""
         execution_id = await self._execution(conn)
-        load_id: uuid.UUID = await conn.fetchval(
+        await conn.execute(
             f"""INSERT INTO {self.schema}.stream_loads
-                (execution_id, run_id, stream, schema_name, table_name, load_method, status)
-                VALUES ($1, $2, $3, $4, $5, $6, 'running') RETURNING id""",
+                (id, execution_id, run_id, stream, schema_name, table_name, load_method, status, started_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8) ON CONFLICT (id) DO NOTHING""",
+            load.id,
             execution_id,
             self.identity.run_id,
-            stream,
-            schema,
-            table,
-            method,
+            load.stream,
+            load.schema,
+            load.table,
+            load.method,
+            load.started_at,
         )
-        return load_id
 
-    async def finish(
-        self, conn: asyncpg.Connection, load_id: uuid.UUID, status: str, error: str | None, quarantined: int
-    ) -> None:
-        await conn.execute(
-            f"""UPDATE {self.schema}.stream_loads
-                SET status = $2, error = $3, rows_quarantined = $4, ended_at = now() WHERE id = $1""",
-            load_id,
-            status,
-            error,
-            quarantined,
+    async def finish(self, conn: asyncpg.Connection, ends: Sequence[LoadEnd]) -> None:
+        """Every stream's outcome in one statement; a stream that sent no batch gets its row now."""
+        execution_id = await self._execution(conn)
+        await conn.executemany(
+            f"""INSERT INTO {self.schema}.stream_loads
+                (id, execution_id, run_id, stream, schema_name, table_name, load_method, status, started_at,
+                 error, rows_quarantined, ended_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+                ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,
+                    rows_quarantined = EXCLUDED.rows_quarantined, ended_at = EXCLUDED.ended_at""",
+            [
+                (
+                    e.load.id,
+                    execution_id,
+                    self.identity.run_id,
+                    e.load.stream,
+                    e.load.schema,
+                    e.load.table,
+                    e.load.method,
+                    e.status,
+                    e.load.started_at,
+                    e.error,
+                    e.quarantined,
+                )
+                for e in ends
+            ],
         )
 
     async def quarantine(self, conn: asyncpg.Connection, rows: Sequence[Reject]) -> None:

@@ -328,8 +328,7 @@ class LoadRun:
         for loader in self.streams.values():
             loader.finish()
         self._emit_states()
-        for loader in self.streams.values():
-            loader.record_end("succeeded", None)
+        self._record_ends("succeeded", None)
         quarantined = sum(s.stats.quarantined for s in self.streams.values())
         if quarantined:
             log.warning(
@@ -337,6 +336,11 @@ class LoadRun:
             )
         print_summary(self.streams.values(), time.monotonic() - self.started)
         self.loop.close()
+
+    def _record_ends(self, status: str, error: str | None) -> None:
+        ends = [e for s in self.streams.values() if (e := s.end(status, error)) is not None]
+        if ends:
+            self.loop.call("recording the end of the streams", lambda conn: self.history.finish(conn, ends))
 
     def _abort(self, exc: BaseException) -> None:
         """Every way a run ends early. Commit what is safe (records before the failing line; everything
@@ -364,8 +368,7 @@ class LoadRun:
                     log.debug("stream %r: not committed after the failure: %s", loader.stream, more)
             self.gate.release(self._floor())
             message = str(exc) or type(exc).__name__
-            for loader in self.streams.values():
-                loader.record_end("cancelled" if cancelled else "failed", message)
+            self._record_ends("cancelled" if cancelled else "failed", message)
         except BaseException as cleanup:
             log.debug("cleanup after failure failed: %s", cleanup)
         finally:

@@ -19,7 +19,7 @@ from target_flx import write
 from target_flx.batch import Batch
 from target_flx.connection import explain, first_line, is_connection_loss, pause
 from target_flx.errors import LoadError
-from target_flx.history import History
+from target_flx.history import History, LoadRow
 from target_flx.loop import LoopThread
 
 log = logging.getLogger("target_flx.stream")
@@ -36,6 +36,7 @@ class Layout:
     append: bool  # append-only, or a stream without keys
     generation: int  # names the staging table for this column layout
     ref: write.LoadRef | None
+    start: LoadRow | None = None  # the stream's history row, written with its first batch
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ class BatchSender:
         result = write.BatchResult()
         async with self.loop.pool.acquire() as conn, conn.transaction():
             session.append(conn.get_server_pid())
+            if layout.start is not None:
+                await self.history.start(conn, layout.start)
             if batch.rejects:
                 await self.history.quarantine(conn, batch.rejects)
             if batch.count and direct:

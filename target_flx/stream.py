@@ -23,7 +23,7 @@ from target_flx.codec import COMPUTED_METADATA, DELETED_AT, BatchMeta, Column, R
 from target_flx.commits import CommitPipeline, Segment
 from target_flx.connection import first_line
 from target_flx.errors import InputError
-from target_flx.history import History
+from target_flx.history import History, LoadEnd, LoadRow
 from target_flx.loop import LoopThread
 from target_flx.naming import column_names, table_location
 from target_flx.sender import BatchSender, Layout, Sending
@@ -85,6 +85,7 @@ class StreamLoader:
         self.pipeline: CommitPipeline[write.BatchResult] = CommitPipeline(MAX_IN_FLIGHT)
         self.stats = StreamStats()
         self.load_id: uuid.UUID | None = None
+        self.load: LoadRow | None = None  # written with the first batch (see History.start)
         self.sender = BatchSender(stream, loop, history)
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
@@ -149,10 +150,15 @@ class StreamLoader:
         self.builder.keys = self.keys
         self._rebuild_codec()
         if first:
-            self.load_id = self.loop.call(
-                f"recording the start of stream {self.stream!r}",
-                lambda conn: self.history.start(conn, self.stream, self.schema, self.table, self.method),
+            self.load = LoadRow(
+                uuid.uuid4(),
+                self.stream,
+                self.schema,
+                self.table,
+                self.method,
+                datetime.datetime.now(datetime.UTC),
             )
+            self.load_id = self.load.id
 
     def _record_properties(self, properties: dict[str, Any], metadata: set[str], line: int) -> dict[str, Any]:
         """The properties that become columns. A property named like a metadata column target-flx fills
@@ -337,6 +343,7 @@ class StreamLoader:
             append=self.method == "append-only" or not self.key_columns,
             generation=self.generation,
             ref=self.ref,
+            start=self.load if self._sent == 1 else None,
         )
         segment.future = self.loop.submit(self.sender.send(sending, layout))
 
@@ -375,7 +382,13 @@ class StreamLoader:
     def activate_version(self, version: int) -> None:
         self.flush()
         self.wait_all()
-        self.stats.deleted += self.dest.retire(version, self.settings.hard_delete, self.ref)
+        load = self.load
+        self.stats.deleted += self.dest.retire(
+            version,
+            self.settings.hard_delete,
+            self.ref,
+            before=(lambda conn: self.history.start(conn, load)) if load is not None else None,
+        )
 
     def finish(self) -> None:
         """Flush, wait, and for overwrite swap the new table in."""
@@ -383,12 +396,9 @@ class StreamLoader:
         self.wait_all()
         self.dest.swap()
 
-    def record_end(self, status: str, error: str | None) -> None:
+    def end(self, status: str, error: str | None) -> LoadEnd | None:
+        """The stream's outcome for its `stream_loads` row (written for all streams at once)."""
         self.stats.status = status
-        if self.load_id is None:
-            return
-        load_id = self.load_id
-        self.loop.call(
-            f"recording the end of stream {self.stream!r}",
-            lambda conn: self.history.finish(conn, load_id, status, error, self.stats.quarantined),
-        )
+        if self.load is None:
+            return None
+        return LoadEnd(self.load, status, error, self.stats.quarantined)

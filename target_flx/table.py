@@ -6,7 +6,7 @@ Everything here runs from the main thread between batches (nothing of the stream
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -64,10 +64,19 @@ class StreamTable:
 
         return self.loop.call(f"reading the key range of {table}", work)
 
-    def retire(self, version: int, hard_delete: bool, ref: write.LoadRef | None) -> int:
-        """ACTIVATE_VERSION: rows of older versions are deleted or soft-deleted, in one transaction."""
+    def retire(
+        self,
+        version: int,
+        hard_delete: bool,
+        ref: write.LoadRef | None,
+        before: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> int:
+        """ACTIVATE_VERSION: rows of older versions are deleted or soft-deleted, in one transaction
+        (`before` runs first in it: the stream's history row)."""
 
         async def work(conn: asyncpg.Connection) -> int:
+            if before is not None:
+                await before(conn)
             deleted = await write.retire_versions(
                 conn, self.schema, self.write_table, version, hard_delete=hard_delete
             )
