@@ -16,11 +16,12 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING, Any
 
 from flx_core.settings import SettingsError, libpq_conninfo
+
+if TYPE_CHECKING:  # SQLAlchemy is loaded only when the server is started: finding the project needs none
+    from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def embedded_url(database: str = EMBEDDED_DATABASE) -> URL:
     pgdata = flx_home() / "pgdata"
     if (pgdata, database) in _started:
         return _started[pgdata, database]
+    from sqlalchemy.engine import URL
+
     info = _server(pgdata)
     base = URL.create(
         "postgresql+psycopg",

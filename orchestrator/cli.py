@@ -248,11 +248,12 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     """Recent executions, newest first."""
     from orchestrator.history import pipeline_names, recent_executions
 
-    with reader() as engine:
-        rows = recent_executions(engine, pipeline, limit)
-        known = pipeline_names(engine) if pipeline is not None and not rows else []
+    settings = load()
+    schema = settings.database.control_schema
+    with reader(settings) as conn:
+        rows = recent_executions(conn, schema, pipeline, limit)
+        known = pipeline_names(conn, schema) if pipeline is not None and not rows else []
     if pipeline is not None and not rows:
-        settings = load()
         if pipeline not in known and pipeline not in {*settings.pipelines, *settings.jobs}:
             close = difflib.get_close_matches(pipeline, known, n=1, cutoff=0.8)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -277,9 +278,10 @@ def show(execution: str) -> None:
     from orchestrator.history import ExecutionNotFound, execution_detail
     from orchestrator.views import detail_view
 
-    with reader() as engine:
+    settings = load()
+    with reader(settings) as conn:
         try:
-            detail = execution_detail(engine, execution)
+            detail = execution_detail(conn, settings.database.control_schema, execution)
         except ExecutionNotFound as exc:
             raise FlxError(f"flx show: {exc}", EXIT_USAGE) from None
     console().print(detail_view(detail, console().width))

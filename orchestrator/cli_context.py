@@ -11,11 +11,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli_errors import EXIT_USAGE, FlxError
 
 if TYPE_CHECKING:
+    import psycopg
     from rich.console import Console
     from sqlalchemy import Engine
 
@@ -61,18 +62,17 @@ def load() -> FlxSettings:
 def database(settings: FlxSettings | None = None) -> DatabaseSettings:
     """The resolved database settings (the embedded server started when nothing is configured)."""
     from flx_core.database import resolve
-    from flx_core.settings import describe
 
     settings = settings or load()
     resolved = resolve(settings.database)
     if not database_where:
         if settings.database.is_configured:
             source = " (FLX_DATABASE_URL)" if os.environ.get("FLX_DATABASE_URL") else ""
-            database_where.append(describe(resolved.url()) + source)
+            database_where.append(resolved.where() + source)
         else:
             from flx_core.embedded import flx_home
 
-            database_where.append(f"{describe(resolved.url())} (the embedded one in {flx_home()})")
+            database_where.append(f"{resolved.where()} (the embedded one in {flx_home()})")
     return resolved
 
 
@@ -120,53 +120,57 @@ def alert_url_lists(settings: FlxSettings) -> list[tuple[str, tuple[str, ...]]]:
 
 
 @contextmanager
-def reader(settings: FlxSettings | None = None) -> Iterator[Engine]:
-    """An engine for reading history, without the runner, Alembic or the alert channels when they are not
-    needed: when the control schema is current and no active execution is overdue for a heartbeat.
-    Otherwise the whole application starts, as for any other command, and upgrades or recovers first.
+def reader(settings: FlxSettings | None = None) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for reading history (psycopg, autocommit, times in UTC).
+
+    The runner, Alembic and the alert channels are loaded only when needed: when the control schema is
+    missing or behind, or an active execution is overdue for a heartbeat, the whole application starts
+    first, as for any other command, and upgrades or recovers.
     """
-    from flx_core.database import make_engine
+    import psycopg
 
     settings = settings or load()
-    resolved = database(settings)
-    engine = make_engine(resolved, pool_size=1)
-    try:
-        if _current_and_quiet(engine, settings):
-            yield engine
-            return
-    finally:
-        engine.dispose()
-    with app(settings) as container:
-        from sqlalchemy import Engine
-
-        yield container.resolve(Engine)
+    with psycopg.connect(conninfo(database(settings)), autocommit=True) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        if not _current_and_quiet(conn, settings):
+            with app(settings):
+                pass
+        yield conn
 
 
-def _current_and_quiet(engine: Engine, settings: FlxSettings) -> bool:
-    from sqlalchemy import text
-    from sqlalchemy.exc import ProgrammingError
+def conninfo(settings: DatabaseSettings) -> str:
+    """libpq's connection string for resolved settings."""
+    from psycopg.conninfo import make_conninfo
+
+    e = settings.endpoint()
+    return make_conninfo(
+        host=e.host, port=e.port or 5432, user=e.user, password=e.password, dbname=e.database, **e.query
+    )
+
+
+def _current_and_quiet(conn: psycopg.Connection[Any], settings: FlxSettings) -> bool:
+    import psycopg
+    from psycopg import sql
 
     from flx_core.revision import HEAD
 
-    schema = settings.database.control_schema
+    schema = sql.Identifier(settings.database.control_schema)
     # Below stale-run recovery's smallest window: a healthy runner heartbeats every interval.
     overdue = min(settings.stale_after_seconds, 2 * settings.heartbeat_interval_seconds)
-    with engine.connect() as conn:
-        try:
-            revision = conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version')).scalar()
-        except ProgrammingError:  # no control schema yet
-            return False
-        if revision != HEAD:
-            return False
-        stale = conn.execute(
-            text(
-                f'SELECT EXISTS (SELECT 1 FROM "{schema}".executions '
-                "WHERE status IN ('pending', 'running', 'retrying') "
-                "AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => :overdue))"
-            ),
-            {"overdue": overdue},
-        ).scalar()
-    return not stale
+    try:
+        row = conn.execute(sql.SQL("SELECT version_num FROM {}.alembic_version").format(schema)).fetchone()
+    except psycopg.errors.UndefinedTable:  # no control schema yet
+        return False
+    if row is None or row[0] != HEAD:
+        return False
+    stale = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {}.executions WHERE status IN ('pending', 'running', 'retrying') "
+            "AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => %s))"
+        ).format(schema),
+        (overdue,),
+    ).fetchone()
+    return not (stale and stale[0])
 
 
 def engine_and_schema() -> tuple[Engine, str]:

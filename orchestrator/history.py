@@ -1,7 +1,7 @@
 """Reading execution history back: the rows `flx history` and `flx show` print.
 
-Plain SQL through SQLAlchemy Core: the ORM and the models are not loaded for reading, which keeps these
-commands quick to start.
+Plain SQL on a psycopg connection: neither SQLAlchemy nor the models are loaded for reading, which keeps
+these commands quick to start.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+import psycopg
+from psycopg import sql
 
 
 @dataclass(frozen=True)
@@ -79,94 +80,95 @@ class ExecutionDetail:
     validations: list[CheckRow]
 
 
+Connection = psycopg.Connection[Any]
+
 _COLUMNS = (
     "e.id, p.name, e.execution_number, e.trigger, e.status, e.attempt, e.exit_code, e.started_at, "
     "e.ended_at, e.duration_seconds, e.error"
 )
+_FROM = "FROM {schema}.executions e JOIN {schema}.pipelines p ON p.id = e.pipeline_id"
 
 
-def _schema(engine: Engine | Connection) -> str:
-    """The control schema this engine reads: `make_engine` maps the models' `flx` to it."""
-    translate = engine.get_execution_options().get("schema_translate_map") or {}
-    return str(translate.get("flx", "flx")).replace('"', '""')
+def _query(text: str, schema: str) -> sql.Composed:
+    return sql.SQL(text).format(schema=sql.Identifier(schema))
 
 
-def recent_executions(engine: Engine, pipeline: str | None = None, limit: int = 20) -> list[ExecutionRow]:
+def recent_executions(
+    conn: Connection, schema: str, pipeline: str | None = None, limit: int = 20
+) -> list[ExecutionRow]:
     """Newest first (by creation, so pending and skipped runs without a start time still sort right)."""
-    schema = _schema(engine)
-    where = "WHERE p.name = :pipeline" if pipeline is not None else ""
-    query = text(
-        f'SELECT {_COLUMNS} FROM "{schema}".executions e JOIN "{schema}".pipelines p ON p.id = e.pipeline_id '
-        f"{where} ORDER BY e.created_at DESC, e.execution_number DESC LIMIT :limit"
+    where = "WHERE p.name = %(pipeline)s" if pipeline is not None else ""
+    query = _query(
+        f"SELECT {_COLUMNS} {_FROM} {where} ORDER BY e.created_at DESC, e.execution_number DESC "
+        "LIMIT %(limit)s",
+        schema,
     )
-    with engine.connect() as conn:
-        rows = conn.execute(query, {"pipeline": pipeline, "limit": limit})
-        return [ExecutionRow(*row) for row in rows]
+    return [ExecutionRow(*row) for row in conn.execute(query, {"pipeline": pipeline, "limit": limit})]
 
 
-def pipeline_names(engine: Engine) -> list[str]:
+def pipeline_names(conn: Connection, schema: str) -> list[str]:
     """Every pipeline the control schema knows, by name."""
-    with engine.connect() as conn:
-        return list(conn.scalars(text(f'SELECT name FROM "{_schema(engine)}".pipelines ORDER BY name')))
+    return [
+        name for (name,) in conn.execute(_query("SELECT name FROM {schema}.pipelines ORDER BY name", schema))
+    ]
 
 
 class ExecutionNotFound(LookupError):
     pass
 
 
-def execution_detail(engine: Engine, ref: str) -> ExecutionDetail:
+def execution_detail(conn: Connection, schema: str, ref: str) -> ExecutionDetail:
     """`ref` is an execution id, a unique prefix of one, or `pipeline#number`."""
-    schema = _schema(engine)
-    select = (
-        f"SELECT {_COLUMNS}, e.run_id, e.hostname, e.pid, e.log_tail "
-        f'FROM "{schema}".executions e JOIN "{schema}".pipelines p ON p.id = e.pipeline_id '
-    )
+    select = f"SELECT {_COLUMNS}, e.run_id, e.hostname, e.pid, e.log_tail {_FROM} "
+    params: dict[str, Any]
     if "#" in ref:
         name, _, number = ref.rpartition("#")
         if not number.isdigit():
             raise ExecutionNotFound(f"{ref!r}: expected pipeline#number")
-        query = text(select + "WHERE p.name = :name AND e.execution_number = :number")
-        params: dict[str, Any] = {"name": name, "number": int(number)}
+        query = _query(select + "WHERE p.name = %(name)s AND e.execution_number = %(number)s", schema)
+        params = {"name": name, "number": int(number)}
     else:
-        query = text(select + "WHERE e.id::text LIKE :prefix LIMIT 2")
+        query = _query(select + "WHERE e.id::text LIKE %(prefix)s LIMIT 2", schema)
         params = {"prefix": ref.lower().replace("%", "").replace("_", "") + "%"}
-    with engine.connect() as conn:
-        rows = conn.execute(query, params).all()
-        if len(rows) != 1:
-            what = "no execution" if not rows else "more than one execution"
-            raise ExecutionNotFound(f"{what} matches {ref!r}")
-        *columns, run_id, hostname, pid, log_tail = rows[0]
-        row = ExecutionRow(*columns)
-        by_execution = {"id": row.id}
-        events = [
-            EventRow(*event)
-            for event in conn.execute(
-                text(
-                    f'SELECT seq, at, type, payload FROM "{schema}".execution_events '
-                    "WHERE execution_id = :id ORDER BY seq"
-                ),
-                by_execution,
-            )
-        ]
-        loads = [
-            LoadRow(*load)
-            for load in conn.execute(
-                text(
-                    "SELECT stream, schema_name, table_name, load_method, rows_inserted, rows_updated, "
-                    f'rows_deleted, status FROM "{schema}".stream_loads WHERE execution_id = :id '
-                    "ORDER BY started_at"
-                ),
-                by_execution,
-            )
-        ]
-        validations = [
-            CheckRow(*check)
-            for check in conn.execute(
-                text(
-                    f'SELECT check_name, kind, status, observed, expected FROM "{schema}".validation_results '
-                    "WHERE execution_id = :id ORDER BY created_at"
-                ),
-                by_execution,
-            )
-        ]
+    rows = conn.execute(query, params).fetchall()
+    if len(rows) != 1:
+        what = "no execution" if not rows else "more than one execution"
+        raise ExecutionNotFound(f"{what} matches {ref!r}")
+    *columns, run_id, hostname, pid, log_tail = rows[0]
+    row = ExecutionRow(*columns)
+    by_execution = {"id": row.id}
+    events = [
+        EventRow(*event)
+        for event in conn.execute(
+            _query(
+                "SELECT seq, at, type, payload FROM {schema}.execution_events WHERE execution_id = %(id)s "
+                "ORDER BY seq",
+                schema,
+            ),
+            by_execution,
+        )
+    ]
+    loads = [
+        LoadRow(*load)
+        for load in conn.execute(
+            _query(
+                "SELECT stream, schema_name, table_name, load_method, rows_inserted, rows_updated, "
+                "rows_deleted, status FROM {schema}.stream_loads WHERE execution_id = %(id)s "
+                "ORDER BY started_at",
+                schema,
+            ),
+            by_execution,
+        )
+    ]
+    validations = [
+        CheckRow(*check)
+        for check in conn.execute(
+            _query(
+                "SELECT check_name, kind, status, observed, expected FROM {schema}.validation_results "
+                "WHERE execution_id = %(id)s ORDER BY created_at",
+                schema,
+            ),
+            by_execution,
+        )
+    ]
     return ExecutionDetail(row, run_id, hostname, pid, log_tail, events, loads, validations)

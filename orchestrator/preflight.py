@@ -47,18 +47,18 @@ def _checks(send_test: bool) -> Iterator[CheckLine]:
         environment = f", environment {settings.environment}" if settings.environment else ""
         yield CheckLine("settings", True, f"{where}{environment}, {len(settings.pipelines)} pipeline(s)")
 
-    engine, line = _postgres(settings)
+    conn, line = _postgres(settings)
     yield line
     try:
         yield from _schedules(settings)
-        yield from _validations(settings, engine)
+        yield from _validations(settings, conn)
         yield from _oracle(settings)
         yield from _alerts(settings, send_test)
         yield _meltano(settings)
         yield from _jobs(settings)
     finally:
-        if engine is not None:
-            engine.dispose()
+        if conn is not None:
+            conn.close()
 
 
 def _guard(name: str, check: Callable[[], Any]) -> Any:
@@ -73,37 +73,44 @@ def _guard(name: str, check: Callable[[], Any]) -> Any:
 
 
 def _postgres(settings: FlxSettings) -> tuple[Any, CheckLine]:
+    """A psycopg connection (autocommit) to flx's database, or None, and the line saying how it went."""
     from orchestrator.cli_errors import database_reason
 
     try:
-        from flx_core.database import make_engine, resolve
-        from flx_core.settings import describe
+        from flx_core.database import resolve
 
         resolved = resolve(settings.database)
-        where = describe(resolved.url()) if settings.database.is_configured else _embedded_where()
+        where = resolved.where() if settings.database.is_configured else _embedded_where()
     except SettingsError as exc:
         return None, CheckLine("postgresql", False, str(exc).splitlines()[0])
     schema = resolved.control_schema
-    engine = make_engine(resolved, pool_size=0)
+    conn = None
     try:
-        from sqlalchemy import text
+        import psycopg
 
         from flx_core.revision import HEAD
+        from orchestrator.cli_context import conninfo
 
-        with engine.connect() as conn:
-            version = conn.execute(text("SHOW server_version")).scalar_one()
-            revision = _revision(conn, schema)
+        conn = psycopg.connect(conninfo(resolved), autocommit=True)
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        revision = _revision(conn, schema)
         if revision != HEAD:
             from flx_core import migrate  # Alembic, only when the schema is missing or behind
+            from flx_core.database import make_engine
 
-            migrate.ensure_schema(engine, schema)
-            revision = migrate.current_revision(engine, schema)
+            engine = make_engine(resolved, pool_size=0)
+            try:
+                migrate.ensure_schema(engine, schema)
+            finally:
+                engine.dispose()
+            revision = _revision(conn, schema)
     except Exception as exc:
-        engine.dispose()
+        if conn is not None:
+            conn.close()
         reason, advice = database_reason(exc)
         return None, CheckLine("postgresql", False, f"{where}: {reason}; {advice}")
     state = "up to date" if revision == HEAD else f"at {revision}, this flx needs {HEAD}"
-    return engine, CheckLine("postgresql", revision == HEAD, f"{where} (server {version}), {schema} {state}")
+    return conn, CheckLine("postgresql", revision == HEAD, f"{where} (server {version}), {schema} {state}")
 
 
 def _embedded_where() -> str:
@@ -118,13 +125,14 @@ def _embedded_where() -> str:
 
 def _revision(conn: Any, schema: str) -> str | None:
     """The control schema's Alembic revision, read without loading Alembic; None when there is none."""
-    from sqlalchemy import text
+    from psycopg import sql
 
-    exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": f'"{schema}".alembic_version'}).scalar()
+    exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".alembic_version',)).fetchone()[0]
     if exists is None:
         return None
-    value = conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version')).scalar()
-    return str(value) if value is not None else None
+    row = conn.execute(sql.SQL("SELECT version_num FROM {}.alembic_version").format(sql.Identifier(schema)))
+    value = row.fetchone()
+    return str(value[0]) if value else None
 
 
 def _schedules(settings: FlxSettings) -> Iterator[CheckLine]:
@@ -152,7 +160,7 @@ def _schedules(settings: FlxSettings) -> Iterator[CheckLine]:
         )
 
 
-def _validations(settings: FlxSettings, engine: Any) -> Iterator[CheckLine]:
+def _validations(settings: FlxSettings, conn: Any) -> Iterator[CheckLine]:
     from orchestrator.alerts.urls import unset_variables
 
     for name, pipeline in sorted(settings.pipelines.items()):
@@ -170,28 +178,26 @@ def _validations(settings: FlxSettings, engine: Any) -> Iterator[CheckLine]:
         if problems:
             yield CheckLine(label, False, "; ".join(problems))
             continue
-        if engine is None:
+        if conn is None:
             yield CheckLine(label, False, f"{len(pipeline.validations)} check(s) not examined: no database")
             continue
-        yield _guard(label, partial(_validation_tables, engine, pipeline, settings))
+        yield _guard(label, partial(_validation_tables, conn, pipeline, settings))
 
 
-def _validation_tables(engine: Any, pipeline: PipelineSettings, settings: FlxSettings) -> CheckLine:
-    from sqlalchemy import text
+def _validation_tables(conn: Any, pipeline: PipelineSettings, settings: FlxSettings) -> CheckLine:
+    from psycopg import sql
 
     label = f"validations {pipeline.name}"
     tables = sorted({check.table for check in pipeline.validations})
-    schema = settings.database.control_schema
-    with engine.connect() as conn:
-        exists = text("SELECT to_regclass(:t)")
-        missing = [t for t in tables if conn.execute(exists, {"t": t}).scalar() is None]
-        succeeded = conn.execute(
-            text(
-                f'SELECT EXISTS (SELECT 1 FROM "{schema}".executions e JOIN "{schema}".pipelines p '
-                "ON p.id = e.pipeline_id WHERE p.name = :name AND e.status = 'succeeded')"
-            ),
-            {"name": pipeline.name},
-        ).scalar()
+    schema = sql.Identifier(settings.database.control_schema)
+    missing = [t for t in tables if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None]
+    succeeded = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {schema}.executions e JOIN {schema}.pipelines p "
+            "ON p.id = e.pipeline_id WHERE p.name = %s AND e.status = 'succeeded')"
+        ).format(schema=schema),
+        (pipeline.name,),
+    ).fetchone()[0]
     count = f"{len(pipeline.validations)} check(s) on {', '.join(tables)}"
     if not missing:
         return CheckLine(label, True, count)

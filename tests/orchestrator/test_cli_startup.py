@@ -78,3 +78,30 @@ def test_version_imports_almost_nothing(project: MeltanoProject) -> None:
 def test_the_control_schema_check_is_one_query_not_alembic(project: MeltanoProject) -> None:
     names = imported(project, "history")
     assert "flx_core.revision" in names and "alembic" not in names
+
+
+def test_with_host_settings_reading_needs_no_sqlalchemy(project: MeltanoProject, database_url: URL) -> None:
+    """Settings by `host`, `user`, `database` are read without SQLAlchemy (a URL needs its parser)."""
+    env = {key: value for key, value in project.env.items() if key != "FLX_DATABASE_URL"}
+    env |= {
+        "FLX_HOST": str(database_url.host),
+        "FLX_PORT": str(database_url.port or 5432),
+        "FLX_USER": str(database_url.username),
+        "FLX_DATABASE": str(database_url.database),
+    }
+    if database_url.password:
+        env["FLX_PASSWORD"] = str(database_url.password)
+    for args in (["history"], ["show", "ok-job#1"], ["check"]):
+        done = subprocess.run(
+            [str(BIN / "flx"), *args],
+            cwd=project.root,
+            env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "ok-job" in done.stdout
+        names = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", done.stderr, re.MULTILINE))
+        assert not any(name.startswith("sqlalchemy") for name in names), args
