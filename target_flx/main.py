@@ -20,8 +20,6 @@ from typing import Any, NoReturn
 
 import target_flx
 
-_FORMAT = "{asctime:23s} | {levelname:8s} | {name:30s} | {message}"  # singer-sdk's console format
-
 
 def main() -> None:
     paths = _config_paths(sys.argv[1:])
@@ -82,6 +80,7 @@ def config_schema() -> dict[str, Any]:
 def _run(config: dict[str, Any]) -> None:
     _setup_logging()
     log = logging.getLogger("target-flx")
+    from target_flx import log_format
     from target_flx.errors import TargetError
 
     try:
@@ -102,7 +101,7 @@ def _run(config: dict[str, Any]) -> None:
         log.info("target-flx v%s", _version())
         counts = LoadRun(config).process(sys.stdin)
         log.info(
-            "Read %d lines of input (%d records, %d schemas, %d states, %d batch manifests)",
+            "Processed %d messages (%d records, %d schemas, %d states, %d batch manifests)",
             sum(counts.values()),
             counts["RECORD"],
             counts["SCHEMA"],
@@ -112,20 +111,17 @@ def _run(config: dict[str, Any]) -> None:
     except (TargetError, SettingsError) as exc:
         if _debugging():
             raise
-        sys.stderr.write(f"target-flx: error: {exc}\n")
+        if log_format.json_wanted():
+            logging.getLogger("target-flx").error("target-flx: error: %s", exc)
+        else:
+            sys.stderr.write(f"target-flx: error: {exc}\n")
         sys.exit(143 if type(exc).__name__ == "Cancelled" else 1)
 
 
 def _setup_logging() -> None:
-    level = os.environ.get("TARGET_FLX_LOGLEVEL") or os.environ.get("LOGLEVEL") or "INFO"
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT, style="{"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        root.setLevel(level.upper())
-    except ValueError:
-        root.setLevel(logging.INFO)
+    from target_flx import log_format
+
+    log_format.setup(os.environ.get("TARGET_FLX_LOGLEVEL") or os.environ.get("LOGLEVEL") or "INFO")
 
 
 def _version() -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+from target_flx.log_format import json_wanted
+
+log = logging.getLogger("target-flx")
 
 if TYPE_CHECKING:
     from target_flx.stream import StreamLoader
@@ -17,6 +22,18 @@ MAX_ROWS = 20  # the largest streams; a log with hundreds of rows is read by nob
 
 def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
     loaders = list(loaders)
+    if json_wanted():  # log shippers get one line per stream, not a drawn table
+        for s in loaders:
+            log.info(
+                "stream %r: %s into %s.%s",
+                s.stream,
+                s.stats.status,
+                s.schema,
+                s.table,
+                extra={"stream": s.stream, "table": f"{s.schema}.{s.table}", "records": _records(s)},
+            )
+        log.info("%d streams in %.1f s", len(loaders), seconds, extra={"seconds": round(seconds, 3)})
+        return
     console = Console(stderr=True, width=160)
     if not loaders:
         console.print(f"target-flx: no streams in the input ({seconds:.1f} s)")
