@@ -20,7 +20,7 @@ from orchestrator.cli_context import app, console, database, load
 from orchestrator.cli_errors import EXIT_USAGE, FlxError
 from orchestrator.config import FlxSettings, PipelineSettings
 from orchestrator.queue import FlxQueue, WorkerState, enqueue, ensure_queue_schema, make_queue, run_worker
-from orchestrator.runner import Runner
+from orchestrator.runner import RunnerFactory
 from orchestrator.serve import Scheduler, scheduled
 from orchestrator.validation.runner import ValidationRunner
 from orchestrator.views import status_text
@@ -51,6 +51,7 @@ def serve(grace: float, jitter: float, use_queue: bool) -> None:
             container.resolve(AlertManager),
             jitter_seconds=jitter,
             dispatch=dispatch,
+            make_runner=container.resolve(RunnerFactory),
         )
 
         def shutdown(signum: int, _frame: FrameType | None) -> None:
@@ -141,9 +142,7 @@ def worker(name: str | None, stalled_after: float, grace: float) -> None:
     """Run queued executions (from `flx run --queue` and `flx serve --queue`) until SIGTERM."""
     with app() as container:
         settings = container.resolve(FlxSettings)
-        engine = container.resolve(Engine)
-        validations, alerts = container.resolve(ValidationRunner), container.resolve(AlertManager)
-        state = WorkerState(settings, lambda: Runner(settings, engine, validations, alerts))
+        state = WorkerState(settings, container.resolve(RunnerFactory))
         worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
         queue = queue_app(settings)
         console().print(f"flx worker {worker_name}: waiting for jobs on queue {queue.name!r}")

@@ -130,6 +130,8 @@ class ChildProcess:
         if self._proc.stdin is not None:
             self._proc.stdin.close()
         reader.join(timeout=5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
         tail = "\n".join(self._tail)
         return ProcessResult(
             exit_code=code,
