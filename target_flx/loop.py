@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import asyncpg
@@ -78,33 +78,49 @@ class LoopThread:
 
     async def retrying(self, what: str, work: Work[T], *, transaction: bool = False) -> T:
         """`work(conn)`, again on a new connection while connections are being lost (bounded)."""
-        delays = self.reconnect.delays()
         session: list[int] = []
         watch = asyncio.ensure_future(self.watch_locks(what, session))
         try:
-            return await self._retrying(what, work, transaction, delays, session)
+            return await self._retrying(what, work, transaction, session)
         finally:
             watch.cancel()
 
-    async def _retrying(
-        self, what: str, work: Work[T], transaction: bool, delays: Iterator[float], session: list[int]
+    async def _retrying(self, what: str, work: Work[T], transaction: bool, session: list[int]) -> T:
+        async def attempt(lost: bool) -> T:
+            async with self.pool.acquire() as conn:
+                session.append(conn.get_server_pid())
+                if not transaction:
+                    return await work(conn)
+                async with conn.transaction():
+                    return await work(conn)
+
+        return await self.through_losses(what, attempt, lambda exc: LoadError(f"{what}: {explain(exc)}"))
+
+    async def through_losses(
+        self,
+        what: str,
+        attempt: Callable[[bool], Awaitable[T]],
+        refused: Callable[[Exception], LoadError],
     ) -> T:
+        """`attempt(lost)` until it succeeds, again after each lost connection (`lost` then True) for up to
+        `reconnect.seconds`; a refused statement becomes `refused(exc)`, a loss past the bound one line."""
+        delays = self.reconnect.delays()
+        lost = False
         while True:
             try:
-                async with self.pool.acquire() as conn:
-                    session.append(conn.get_server_pid())
-                    if not transaction:
-                        return await work(conn)
-                    async with conn.transaction():
-                        return await work(conn)
+                result = await attempt(lost)
+                if lost:
+                    log.warning("%s: reconnected to PostgreSQL at %s", what, self.server)
+                return result
             except LoadError:
                 raise
             except Exception as exc:
                 if not is_connection_loss(exc):
-                    raise LoadError(f"{what}: {explain(exc)}") from exc
+                    raise refused(exc) from exc
                 delay = next(delays, None)
                 if delay is None:
                     raise self.lost(what, exc) from exc
+                lost = True
                 log.warning(
                     "lost the connection to PostgreSQL at %s while %s (%s); retrying in %.1f s",
                     self.server,

@@ -17,7 +17,7 @@ import asyncpg
 
 from target_flx import write
 from target_flx.batch import Batch
-from target_flx.connection import explain, first_line, is_connection_loss, pause
+from target_flx.connection import explain
 from target_flx.errors import LoadError
 from target_flx.history import History, LoadRow
 from target_flx.loop import LoopThread
@@ -85,37 +85,16 @@ class BatchSender:
         previous: asyncio.Future[bool] | None,
         session: list[int],
     ) -> write.BatchResult:
-        delays = self.loop.reconnect.delays()
-        lost = False
-        while True:
-            try:
-                if lost and await self._committed(sending.number, layout.ref):
-                    result = write.BatchResult(inserted=sending.batch.count)
-                else:
-                    result = await self._transaction(sending, layout, previous, session)
-                if lost:
-                    log.warning(
-                        "stream %r: reconnected to PostgreSQL, %s committed", self.stream, sending.lines
-                    )
-                return result
-            except LoadError:
-                raise
-            except Exception as exc:
-                if not is_connection_loss(exc):
-                    raise LoadError(f"stream {self.stream!r}, {sending.lines}: {explain(exc)}") from exc
-                delay = next(delays, None)
-                if delay is None:
-                    raise self.loop.lost(f"committing stream {self.stream!r} ({sending.lines})", exc) from exc
-                lost = True
-                log.warning(
-                    "stream %r: lost the connection to PostgreSQL at %s (%s); retrying %s in %.1f s",
-                    self.stream,
-                    self.loop.server,
-                    first_line(exc),
-                    sending.lines,
-                    delay,
-                )
-                await pause(delay)
+        async def attempt(lost: bool) -> write.BatchResult:
+            if lost and await self._committed(sending.number, layout.ref):
+                return write.BatchResult(inserted=sending.batch.count)
+            return await self._transaction(sending, layout, previous, session)
+
+        return await self.loop.through_losses(
+            f"committing stream {self.stream!r} ({sending.lines})",
+            attempt,
+            lambda exc: LoadError(f"stream {self.stream!r}, {sending.lines}: {explain(exc)}"),
+        )
 
     async def _committed(self, number: int, ref: write.LoadRef | None) -> bool:
         """Whether batch `number` committed although its COMMIT's answer was lost."""
