@@ -1,7 +1,7 @@
 """Running one pipeline: lease a slot, record, run `meltano run` with retries and a deadline, validate, alert.
 
-The design this replaces reported success when Meltano failed; here the exit code decides, always, and
-every attempt, retry, timeout and cancel is in the event log with the reason. The job's outcome is what
+Meltano's exit code decides the outcome, always, and every attempt, retry, timeout and cancel is in the
+event log with the reason. The job's outcome is what
 `run` returns even when the database is away while it is recorded: recording waits for it (bounded), and
 what still cannot be written is logged in one line, never raised past a finished job.
 """

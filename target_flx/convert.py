@@ -1,8 +1,8 @@
 """From the value a property's JSON type decodes to, to the value its (possibly wider) column takes.
 
-Most columns need nothing: the decoded value already is what asyncpg encodes. Only columns that were
-widened past the schema's type (an integer property in a text column, a date in a timestamptz column) or
-that hold JSON need a per-value step, and only those pay for one.
+Most columns need nothing: the decoded value already is what the binary COPY encoder (copybin.py) takes.
+Only columns that were widened past the schema's type (an integer property in a text column, a date in a
+timestamptz column) or that hold JSON need a per-value step, and only those pay for one.
 """
 
 from __future__ import annotations
