@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -87,9 +88,17 @@ class RunCommand(click.Command):
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="How much flx logs.",
 )
+@click.option(
+    "--log-format",
+    default="plain",
+    show_default=True,
+    envvar="FLX_LOG_FORMAT",
+    type=click.Choice(("plain", "json"), case_sensitive=False),
+    help="json: one JSON object a line, for log shippers (also FLX_LOG_FORMAT=json).",
+)
 @click.version_option(package_name="flx", prog_name="flx", message="%(prog)s %(version)s")
 @click.pass_context
-def main(ctx: click.Context, log_level: str) -> None:
+def main(ctx: click.Context, log_level: str, log_format: str) -> None:
     """flx: reliable Meltano ELT runs with history, validations and alerts.
 
     Exit codes: 0 success, 1 the run failed or `flx check` found a problem, 2 a mistake in the command
@@ -97,6 +106,12 @@ def main(ctx: click.Context, log_level: str) -> None:
     flx, 75 skipped (already running), 124 timed out, 130 cancelled. FLX_DEBUG=1 shows tracebacks.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format.lower() == "json":
+        from flx_core.logs import JsonFormatter
+
+        os.environ["FLX_LOG_FORMAT"] = "json"  # the plugins `meltano run` starts log the same way
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter("flx"))
     if log_level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl …" on every start
     if log_level.lower() == "info" and ctx.invoked_subcommand not in RUNNING_COMMANDS:
