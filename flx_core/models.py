@@ -121,6 +121,10 @@ class Execution(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("pipeline_id", "execution_number"),
         Index("ix_executions_status_heartbeat", "status", "heartbeat_at"),
+        # newest-first pages over all runs, one pipeline's runs, and one status's (flx ui, flx history)
+        Index("ix_executions_created_at_id", "created_at", "id"),
+        Index("ix_executions_pipeline_id_created_at_id", "pipeline_id", "created_at", "id"),
+        Index("ix_executions_status_created_at", "status", "created_at", postgresql_include=["pipeline_id"]),
     )
 
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))

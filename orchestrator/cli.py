@@ -480,6 +480,7 @@ for _name, _module, _attribute, _help in (
     ("serve", "orchestrator.cli_schedule", "serve", "Run scheduled pipelines until SIGTERM."),
     ("schedule", "orchestrator.cli_schedule", "schedule", "Scheduled pipelines."),
     ("worker", "orchestrator.cli_schedule", "worker", "Run queued executions until SIGTERM."),
+    ("ui", "orchestrator.cli_ui", "ui", "Web pages of the run history, and Prometheus /metrics."),
 ):
     main.add_command(_LazyCommand(_name, _module, _attribute, _help))
 

@@ -7,6 +7,7 @@ import signal
 import socket
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -32,11 +33,19 @@ from orchestrator.views import status_text
 @click.option(
     "--queue", "use_queue", is_flag=True, help="Hand ticks to `flx worker`s instead of running them."
 )
-def serve(grace: float, jitter: float, use_queue: bool) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address /metrics listens on (0.0.0.0: all).",
+)
+def serve(grace: float, jitter: float, use_queue: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Run scheduled pipelines (cron in each pipeline's time zone) until SIGTERM."""
     check_schedules(load(), "flx serve")
     with app() as container:
         settings = container.resolve(FlxSettings)
+        _serve_metrics(container, metrics_port, metrics_host)
         dispatch = None
         if use_queue:
             queued_to = queue_app(settings)
@@ -138,12 +147,33 @@ def queue_app(settings: FlxSettings) -> FlxQueue:
     "--stalled-after", default=30.0, show_default=True, help="Seconds without heartbeat = worker dead."
 )
 @click.option("--grace", default=300.0, show_default=True, help="Seconds a running job gets after SIGTERM.")
-def worker(name: str | None, stalled_after: float, grace: float) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address /metrics listens on (0.0.0.0: all).",
+)
+def worker(
+    name: str | None, stalled_after: float, grace: float, metrics_port: int | None, metrics_host: str
+) -> None:
     """Run queued executions (from `flx run --queue` and `flx serve --queue`) until SIGTERM."""
     with app() as container:
         settings = container.resolve(FlxSettings)
+        _serve_metrics(container, metrics_port, metrics_host)
         state = WorkerState(settings, container.resolve(RunnerFactory))
         worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
         queue = queue_app(settings)
         console().print(f"flx worker {worker_name}: waiting for jobs on queue {queue.name!r}")
         run_worker(queue, state, worker_name, stalled_after, grace)
+
+
+def _serve_metrics(container: Any, port: int | None, host: str) -> None:
+    """Prometheus /metrics from this process (for a process without `flx ui`), for as long as it runs."""
+    if port is None:
+        return
+    from orchestrator.metrics import start_metrics_server
+
+    engine = container.resolve(Engine)
+    start_metrics_server(port, lambda: engine, addr=host)
+    console().print(f"metrics on http://{host}:{port}/metrics")

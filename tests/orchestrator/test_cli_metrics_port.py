@@ -1,0 +1,50 @@
+"""`flx worker --metrics-port`: without `flx ui`, Prometheus /metrics from the control schema."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import URL
+
+from tests.orchestrator.meltano_project import make_project
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_worker_serves_metrics_of_the_runs_made(tmp_path: Path, database_url: URL) -> None:
+    schema = f"cli_{uuid.uuid4().hex[:8]}"
+    project = make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
+    assert project.flx("run", "ok-job").returncode == 0
+    port = _free_port()
+    worker = project.flx_background("worker", "--metrics-port", str(port))
+    try:
+        text, deadline = None, time.monotonic() + 60
+        while text is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert text is not None, "no /metrics within 60 s"
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("flx_executions_total", (("pipeline", "ok-job"), ("status", "succeeded")))] == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
