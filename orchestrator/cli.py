@@ -349,6 +349,31 @@ def downgrade(revision: str) -> None:
     engine.dispose()
 
 
+@db.command()
+@click.option(
+    "--older-than",
+    "days",
+    required=True,
+    type=click.FloatRange(min=1),
+    help="Days since a run ended; its events, log tail and quarantined lines go, its summary stays.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def prune(days: float, dry_run: bool) -> None:
+    """Delete old runs' events, log tails, quarantined lines and schedule ticks; keep every run's summary."""
+    from orchestrator.prune import prune as prune_history
+
+    engine, schema = engine_and_schema()
+    try:
+        done = prune_history(engine, schema, days, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    console().print(
+        f"flx db prune: {verb} {done.events:,} events, {done.log_tails:,} log tails,"
+        f" {done.quarantined:,} quarantined lines and {done.ticks:,} schedule ticks older than {days:g} days"
+    )
+
+
 @db.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def psql(psql_args: tuple[str, ...]) -> None:
