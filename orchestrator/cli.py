@@ -7,6 +7,7 @@ from `orchestrator.cli_errors`; FLX_DEBUG=1 adds the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -225,8 +226,11 @@ def _run_here(settings: Any, pipeline: Any, trigger: str, retries: int | None, t
         runner = container.resolve(Runner)
 
         def cancel(signum: int, _frame: FrameType | None) -> None:
-            err_console().print(f"flx: {signal.Signals(signum).name} received, stopping the run…")
             runner.cancel()
+            # Ctrl-C in `flx run … | tee log` ends the reader too: a closed pipe must not stop the recording
+            # (rich answers a broken pipe with SystemExit)
+            with contextlib.suppress(OSError, SystemExit):
+                err_console().print(f"flx: {signal.Signals(signum).name} received, stopping the run…")
 
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, cancel)
@@ -237,9 +241,10 @@ def _run_here(settings: Any, pipeline: Any, trigger: str, retries: int | None, t
     if pipeline.run_options:
         line += f" (meltano run {' '.join(pipeline.run_options)})"
     line += f" after {outcome.attempts} attempt(s) (execution {outcome.execution_id})"
-    (console() if outcome.cli_exit_code == 0 else err_console()).print(line, highlight=False)
-    if outcome.error:
-        err_console().print(outcome.error, markup=False, highlight=False)
+    with contextlib.suppress(OSError, SystemExit):  # recorded already: a closed pipe changes nothing
+        (console() if outcome.cli_exit_code == 0 else err_console()).print(line, highlight=False)
+        if outcome.error:
+            err_console().print(outcome.error, markup=False, highlight=False)
     return outcome.cli_exit_code
 
 
