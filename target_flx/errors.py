@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import target_flx
@@ -67,3 +68,8 @@ class InternalError(TargetError):
 
 class SettingError(TargetError):
     """A setting's value cannot be used: names the setting and what it accepts."""
+
+
+def debugging() -> bool:
+    """FLX_DEBUG=1 (or debug logging): errors show their traceback instead of one line."""
+    return os.environ.get("FLX_DEBUG") == "1" or os.environ.get("TARGET_FLX_LOG_LEVEL", "").lower() == "debug"

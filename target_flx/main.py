@@ -81,7 +81,7 @@ def _run(config: dict[str, Any]) -> None:
     _setup_logging()
     log = logging.getLogger("target-flx")
     from target_flx import log_format
-    from target_flx.errors import TargetError
+    from target_flx.errors import TargetError, debugging
 
     try:
         from flx_core.settings import SettingsError
@@ -109,7 +109,7 @@ def _run(config: dict[str, Any]) -> None:
             counts["BATCH"],
         )
     except (TargetError, SettingsError) as exc:
-        if _debugging():
+        if debugging():
             raise
         if log_format.json_wanted():
             logging.getLogger("target-flx").error("target-flx: error: %s", exc)
@@ -131,7 +131,3 @@ def _version() -> str:
         return version("flx")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _debugging() -> bool:
-    return os.environ.get("FLX_DEBUG") == "1" or os.environ.get("TARGET_FLX_LOG_LEVEL", "").lower() == "debug"

@@ -8,7 +8,6 @@ decoded a batch at a time into typed rows. Everything else (config, `--about`, C
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from collections import Counter
@@ -22,7 +21,7 @@ from singer_sdk.target_base import Target
 
 from flx_core.plugin_settings import database_settings_schema
 from flx_core.settings import SettingsError
-from target_flx.errors import TargetError
+from target_flx.errors import TargetError, debugging
 from target_flx.run import Cancelled, LoadRun
 from target_flx.setting_names import check_names
 
@@ -180,11 +179,7 @@ class TargetFlx(Target):
         try:
             super().invoke(*args, **kwargs)
         except (TargetError, SettingsError) as exc:
-            if _debugging():
+            if debugging():
                 raise
             sys.stderr.write(f"target-flx: error: {exc}\n")
             sys.exit(143 if isinstance(exc, Cancelled) else 1)
-
-
-def _debugging() -> bool:
-    return os.environ.get("FLX_DEBUG") == "1" or os.environ.get("TARGET_FLX_LOG_LEVEL", "").lower() == "debug"
