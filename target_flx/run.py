@@ -31,6 +31,8 @@ from target_flx.settings import LoadSettings
 from target_flx.state import StateGate
 from target_flx.stream import StreamLoader
 from target_flx.summary import print_summary
+from target_flx.table import Catalog
+from target_flx.write import Stages
 
 if TYPE_CHECKING:
     from singer_sdk.mapper import PluginMapper
@@ -83,6 +85,8 @@ class LoadRun:
             self.loop.close()
             raise
         self.history = History(db.control_schema, RunIdentity.from_environment())
+        self.stages = Stages()
+        self.catalog = Catalog(self.loop)
         self.streams: dict[str, StreamLoader] = {}
         self.tables: dict[tuple[str, str], str] = {}  # (schema, table) → the stream loading it
         self.gate = StateGate()
@@ -160,7 +164,7 @@ class LoadRun:
             assert stream is not None
             self._record(stream, line)
             loader = self.streams.get(stream)
-            if self.mapped is None and loader is not None and loader.codec is not None:
+            if self.mapped is None and loader is not None and loader.ready:
                 return prefix, loader
         elif line.strip():
             self._message(line)
@@ -179,7 +183,7 @@ class LoadRun:
 
     def _load_record(self, stream: str, line: bytes) -> None:
         loader = self.streams.get(stream)
-        if loader is None or loader.codec is None:
+        if loader is None or not loader.ready:
             raise RecordBeforeSchema("RECORD before its SCHEMA", stream=stream, line=self.line)
         if NUL_ESCAPE in line:
             try:
@@ -242,7 +246,9 @@ class LoadRun:
     ) -> None:
         loader = self.streams.get(stream)
         if loader is None:
-            loader = StreamLoader(stream, settings, self.loop, self.history, self.sync_started_at)
+            loader = StreamLoader(
+                stream, settings, self.loop, self.history, self.sync_started_at, self.stages, self.catalog
+            )
             where = (loader.schema, loader.table)
             if (other := self.tables.get(where)) is not None:
                 raise InputError(
@@ -281,7 +287,7 @@ class LoadRun:
                 "BATCH messages cannot go through stream maps or flattening", stream=stream, line=self.line
             )
         loader = self.streams.get(stream)
-        if loader is None or loader.codec is None:
+        if loader is None or not loader.ready:
             raise RecordBeforeSchema("BATCH before its SCHEMA", stream=stream, line=self.line)
         count = 0
         for record_line in batch_files.records(message, stream, self.line):
@@ -335,6 +341,7 @@ class LoadRun:
                 "%d invalid records were quarantined in the control schema's quarantine table", quarantined
             )
         print_summary(self.streams.values(), time.monotonic() - self.started)
+        self.catalog.close(cancel=False)
         self.loop.close()
 
     def _record_ends(self, status: str, error: str | None) -> None:
@@ -375,7 +382,10 @@ class LoadRun:
             try:
                 print_summary(self.streams.values(), time.monotonic() - self.started)
             finally:
-                self.loop.close()
+                try:
+                    self.catalog.close(cancel=lost)
+                finally:
+                    self.loop.close()
 
 
 def _failed_line(exc: BaseException, current: int) -> int:

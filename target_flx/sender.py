@@ -34,7 +34,7 @@ class Layout:
     columns: tuple[str, ...]
     key_columns: tuple[str, ...]
     append: bool  # append-only, or a stream without keys
-    generation: int  # names the staging table for this column layout
+    stage: write.Stage  # the temp table an upsert's batch is COPYed into before its merge
     ref: write.LoadRef | None
     start: LoadRow | None = None  # the stream's history row, written with its first batch
 
@@ -115,8 +115,6 @@ class BatchSender:
         result = write.BatchResult()
         async with self.loop.pool.acquire() as conn, conn.transaction():
             session.append(conn.get_server_pid())
-            if layout.start is not None:
-                await self.history.start(conn, layout.start)
             if batch.rejects:
                 await self.history.quarantine(conn, batch.rejects)
             if batch.count and direct:
@@ -132,12 +130,15 @@ class BatchSender:
                 result = await write.append(conn, schema, table, columns, batch.payload)
                 await _after(previous, first)
             else:
-                await write.stage(conn, schema, table, columns, batch.payload, layout.generation)
+                await write.stage(conn, layout.stage, batch.payload)
                 await _after(previous, first)
                 result = await write.merge(
-                    conn, schema, table, columns, layout.key_columns, batch.count, layout.generation
+                    conn, schema, table, columns, layout.key_columns, batch.count, layout.stage
                 )
-            await write.account(conn, layout.ref, result, sending.nbytes, sending.number)
+            if layout.start is not None:  # the stream's first batch: its history row, already counting it
+                await self.history.start(conn, layout.start, result, sending.nbytes, sending.number)
+            else:
+                await write.account(conn, layout.ref, result, sending.nbytes, sending.number)
         return result
 
 

@@ -9,6 +9,7 @@ upserts the last record of a key wins across batches as well as within one.
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import datetime
 import logging
 import re
@@ -28,8 +29,8 @@ from target_flx.loop import LoopThread
 from target_flx.naming import column_names, table_location
 from target_flx.sender import BatchSender, Layout, Sending
 from target_flx.settings import LoadMethod, LoadSettings
-from target_flx.table import StreamTable
-from target_flx.types import UnsupportedSchema, column_type, normalize
+from target_flx.table import Catalog, Prepared, StreamTable, bounded_key
+from target_flx.types import UnsupportedSchema, column_type
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 3
 # msgspec, which decodes records by property name, cannot name a field with these characters.
 _UNREADABLE_NAME = re.compile(r'["\\\x00-\x1f]')
-_BOUNDED_KEYS = {("integer", "smallint"), ("integer", "integer"), ("integer", "bigint"), ("date", "date")}
+_UNREAD = object()  # no key range read with the table
 
 
 @dataclass
@@ -61,14 +62,17 @@ class StreamLoader:
         loop: LoopThread,
         history: History,
         sync_started_at: int,
+        stages: write.Stages,
+        catalog: Catalog,
     ) -> None:
         self.stream = stream
+        self.stages = stages
         self.settings = settings
         self.loop = loop
         self.history = history
         self.sync_started_at = sync_started_at
         self.schema, self.table = table_location(stream, settings.default_target_schema)
-        self.dest = StreamTable(loop, self.schema, self.table)
+        self.dest = StreamTable(loop, catalog, self.schema, self.table)
         self.method: LoadMethod = "append-only"
         self.keys: list[str] = []
         self.key_columns: list[str] = []
@@ -90,11 +94,14 @@ class StreamLoader:
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
         self._sent = 0  # batches handed to the loop thread: each one's number in `stream_loads.batches`
-        self.generation = 0
         # Upserts of keys beyond every key the table holds skip the stage (see `_new_keys`): the lowest and
         # highest key known to be in the table, `None` when it is empty; `_bounded` False turns this off.
         self._bounded = False
         self._key_range: tuple[Any, Any] | None = None
+        self._prefetched: tuple[Any, Any] | object | None = _UNREAD  # read with the table (see `_settle`)
+        self._preparing: concurrent.futures.Future[Prepared] | None = None
+        self._schema_line = 0
+        self._layout: list[tuple[str, str | None, str]] = []  # (column, property, JSON kind) per column
 
     @property
     def ref(self) -> write.LoadRef | None:
@@ -114,6 +121,7 @@ class StreamLoader:
             raise InputError(f"key properties {missing} are not in the schema", stream=self.stream, line=line)
         self.flush()
         self.wait_all()
+        self._settle()  # an earlier SCHEMA's table, if no batch needed it yet
         first = self._raw_schema is None
         computed = [(n, t) for n, t in COMPUTED_METADATA if self._metadata_column(n)]
         props = self._record_properties(properties, {n for n, _ in computed}, line)
@@ -141,14 +149,19 @@ class StreamLoader:
         self.method = self.settings.method_for(bool(self.keys))
         if first and self.method == "overwrite":
             self.dest.start_overwrite()
-        actual = self.dest.ensure(
-            wanted, self.key_columns, primary_key=self.method in ("upsert", "overwrite")
+        upsert = self.method in ("upsert", "overwrite")
+        single_key = self.key_columns[0] if upsert and len(self.key_columns) == 1 else None
+        self._preparing = self.dest.prepare(
+            wanted,
+            self.key_columns,
+            primary_key=upsert,
+            bounded=(single_key, kinds[single_key]) if single_key is not None else None,
         )
+        self._schema_line = line
         self.property_schemas = {p: s for p, s in props.items() if isinstance(s, dict)}
-        self.columns = [Column(names[p], actual[names[p]], p, kinds[names[p]]) for p in props]
-        self.columns += [Column(n, actual[n], None, "metadata") for n, _ in computed]
+        self._layout = [(names[p], p, kinds[names[p]]) for p in props]
+        self._layout += [(n, None, "metadata") for n, _ in computed]
         self.builder.keys = self.keys
-        self._rebuild_codec()
         if first:
             self.load = LoadRow(
                 uuid.uuid4(),
@@ -159,6 +172,23 @@ class StreamLoader:
                 datetime.datetime.now(datetime.UTC),
             )
             self.load_id = self.load.id
+
+    @property
+    def ready(self) -> bool:
+        """A SCHEMA was applied: its records are taken (its table may still be being prepared)."""
+        return self._raw_schema is not None
+
+    def _settle(self) -> None:
+        """Wait for the table the last SCHEMA asked for, then build the stream's columns and codec. A
+        failure stays: every later call raises it again, so nothing of the stream is ever sent."""
+        if self._preparing is None:
+            return
+        prepared = self._preparing.result()
+        self._preparing = None
+        actual = prepared.columns
+        self.columns = [Column(name, actual[name], prop, kind) for name, prop, kind in self._layout]
+        self._prefetched = prepared.key_range if prepared.range_known else _UNREAD
+        self._rebuild_codec()
 
     def _record_properties(self, properties: dict[str, Any], metadata: set[str], line: int) -> dict[str, Any]:
         """The properties that become columns. A property named like a metadata column target-flx fills
@@ -193,7 +223,6 @@ class StreamLoader:
     def _rebuild_codec(self) -> None:
         """Called whenever the table's columns change (with no batch in flight)."""
         assert self._raw_schema is not None
-        self.generation += 1  # a new staging table for the new layout
         self._load_key_range()
         try:
             self.codec = RecordCodec(
@@ -205,20 +234,26 @@ class StreamLoader:
                 validate=self.settings.validate_records,
             )
         except (TypeError, ValueError) as exc:  # a schema msgspec cannot express
-            raise InputError(f"unsupported schema: {first_line(exc)}", stream=self.stream) from None
+            reason = f"unsupported schema: {first_line(exc)}"
+            raise InputError(reason, stream=self.stream, line=self._schema_line) from None
         self.builder.codec = self.codec
 
     def _load_key_range(self) -> None:
         """For one integer or date key (compared alike by Python and PostgreSQL), its lowest and highest
-        value in the table: two reads of the key's unique index."""
+        value in the table: read with the table when the SCHEMA prepared it, else two reads of the key's
+        unique index."""
         key = [c for c in self.columns if c.prop is not None and c.name in self.key_columns]
         self._bounded = (
             self.method in ("upsert", "overwrite")
             and len(key) == 1
-            and (key[0].json_kind, normalize(key[0].pg_type)) in _BOUNDED_KEYS
+            and bounded_key(key[0].json_kind, key[0].pg_type)
         )
+        prefetched, self._prefetched = self._prefetched, _UNREAD
         if self._bounded:
-            self._key_range = self.dest.key_range(key[0].name)
+            if prefetched is _UNREAD:
+                self._key_range = self.dest.key_range(key[0].name)
+            else:
+                self._key_range = prefetched  # type: ignore[assignment]
 
     def _new_keys(self, keys: list[Any]) -> bool:
         """Whether every key of the batch lies outside the range of keys already in the table (or sent
@@ -287,6 +322,7 @@ class StreamLoader:
         cut = len(self.lines) if below is None else bisect.bisect_left(self.line_numbers, below)
         if cut == 0:
             return
+        self._settle()  # before the segment opens: a table that failed keeps the lines buffered
         segment = self.pipeline.open(self.line_numbers[0], self.line_numbers[cut - 1], 0)
         lines, numbers = self.lines[:cut], self.line_numbers[:cut]
         if cut == len(self.lines):
@@ -341,7 +377,7 @@ class StreamLoader:
             tuple(c.name for c in self.columns),
             tuple(self.key_columns),
             append=self.method == "append-only" or not self.key_columns,
-            generation=self.generation,
+            stage=self.stages.for_layout([(c.name, c.pg_type) for c in self.columns]),
             ref=self.ref,
             start=self.load if self._sent == 1 else None,
         )
@@ -382,6 +418,7 @@ class StreamLoader:
     def activate_version(self, version: int) -> None:
         self.flush()
         self.wait_all()
+        self._settle()
         load = self.load
         self.stats.deleted += self.dest.retire(
             version,
@@ -392,6 +429,7 @@ class StreamLoader:
 
     def finish(self) -> None:
         """Flush, wait, and for overwrite swap the new table in."""
+        self._settle()  # a stream without records still gets its table, and its table's error
         self.flush()
         self.wait_all()
         self.dest.swap()

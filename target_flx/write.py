@@ -6,6 +6,7 @@ history never claims rows that were not committed, and a failure never leaves a 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,31 +55,57 @@ async def _copy(
     return status
 
 
-def _stage_name(schema: str, table: str, generation: int) -> str:
-    """One per table layout: `generation` changes whenever the table's columns do."""
-    return f"flx_stage_{abs(hash((schema, table))) % 10**8}_{generation}"
+# The first layouts of a run are staged in `ON COMMIT DELETE ROWS` tables: PostgreSQL empties those at
+# the end of every transaction that touched a temp table, *all* of them on the connection, so with one
+# per table a run over many tables paid for every stage at every commit. Later layouts (a run over many
+# differently shaped tables) empty their stage themselves, once per batch.
+EMPTIED_AT_COMMIT = 2
 
 
-async def stage(
-    conn: asyncpg.Connection,
-    schema: str,
-    table: str,
-    columns: Sequence[str],
-    payload: bytes,
-    generation: int,
-) -> None:
-    """COPY into a temp table shaped like the target, emptied at commit.
+@dataclass(frozen=True)
+class Stage:
+    """A batch's staging table: one per column layout (names and types), shared by every table of that
+    layout on a connection, so a run over many alike tables creates one per connection, not one per table."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (column, type as the encoder writes it)
+    emptied_at_commit: bool
+
+    def statements(self) -> str:
+        """Create the stage if this connection has none yet, and make sure it is empty: one round trip."""
+        name, definition = quote(self.name), ", ".join(f"{quote(c)} {t}" for c, t in self.columns)
+        if self.emptied_at_commit:
+            return f"CREATE TEMP TABLE IF NOT EXISTS {name} ({definition}) ON COMMIT DELETE ROWS"
+        return f"CREATE TEMP TABLE IF NOT EXISTS {name} ({definition}); TRUNCATE {name}"
+
+
+class Stages:
+    """The run's stage per layout; its name is derived from the layout, so it is the same on every
+    connection and after a reconnect."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[tuple[str, str], ...], Stage] = {}
+
+    def for_layout(self, columns: Sequence[tuple[str, str]]) -> Stage:
+        layout = tuple(columns)
+        stage = self._known.get(layout)
+        if stage is None:
+            digest = hashlib.blake2b(repr(layout).encode(), digest_size=8).hexdigest()
+            emptied = len(self._known) < EMPTIED_AT_COMMIT
+            stage = Stage(f"flx_stage_{digest}_{'d' if emptied else 't'}", layout, emptied)
+            self._known[layout] = stage
+        return stage
+
+
+async def stage(conn: asyncpg.Connection, into: Stage, payload: bytes) -> None:
+    """COPY into the layout's temp table, empty before the COPY.
 
     Created once per connection and layout, not per batch: creating and dropping a 20-column table is
-    catalog work that cost as much as COPYing 2,000 rows. For upserts, rows must be unique on the keys
-    (the caller keeps the last record of each key)."""
-    stage_table = _stage_name(schema, table, generation)
-    like = qualified(schema, table)
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage_table)} (LIKE {like} INCLUDING DEFAULTS)"
-        " ON COMMIT DELETE ROWS"
-    )
-    await _copy(conn, None, stage_table, columns, payload)
+    catalog work that cost as much as COPYing 2,000 rows. Its columns carry no constraint or default of
+    the target's: those apply when the merge inserts. For upserts, rows must be unique on the keys (the
+    caller keeps the last record of each key)."""
+    await conn.execute(into.statements())
+    await _copy(conn, None, into.name, [c for c, _ in into.columns], payload)
 
 
 async def merge(
@@ -88,7 +115,7 @@ async def merge(
     columns: Sequence[str],
     keys: Sequence[str],
     staged: int,
-    generation: int,
+    source: Stage,
 ) -> BatchResult:
     """`INSERT … ON CONFLICT DO UPDATE` from the stage; rows whose data did not change are not rewritten."""
     col_list = ", ".join(quote(c) for c in columns)
@@ -106,7 +133,7 @@ async def merge(
         f"""
         WITH written AS (
             INSERT INTO {qualified(schema, table)} AS t ({col_list})
-            SELECT {col_list} FROM {quote(_stage_name(schema, table, generation))}
+            SELECT {col_list} FROM {quote(source.name)}
             ON CONFLICT ({key_list}) {action}
             RETURNING (xmax = 0) AS inserted
         )
