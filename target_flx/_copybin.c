@@ -17,14 +17,40 @@
 #include <stdint.h>
 #include <string.h>
 
-enum Kind {
-    K_INT2 = 1, K_INT4 = 2, K_INT8 = 3, K_NUMERIC = 4, K_FLOAT4 = 5, K_FLOAT8 = 6, K_BOOL = 7,
-    K_TEXT = 8, K_DATE = 9, K_TIMESTAMPTZ = 10, K_TIMESTAMP = 11, K_TIME = 12, K_UUID = 13, K_JSONB = 14,
-    K_NUMERIC_NOT_NULL = 15, /* numeric whose schema does not allow null: JSON null is invalid */
-    K_JSON = 16, K_BYTEA = 17, K_BYTEA_BASE16 = 18, K_BYTEA_BASE64 = 19,
-    K_ARRAY = 64, /* + the element's kind: always the Python fallback */
-};
-enum Source { S_FIELD = 0, S_EXTRACTED = 1, S_CONST = 2, S_VERSION = 3 };
+/* The column kinds and their numbers: target_flx/kinds.py's `Kind` has the same names and numbers (a test
+ * compares them with the module's KINDS). A kind the switch in enc_value does not name goes to the Python
+ * fallback. */
+#define KIND_LIST(X)                                                                                     \
+    X(INT2, 1) X(INT4, 2) X(INT8, 3) X(NUMERIC, 4) X(FLOAT4, 5) X(FLOAT8, 6) X(BOOL, 7) X(TEXT, 8)          \
+    X(DATE, 9) X(TIMESTAMPTZ, 10) X(TIMESTAMP, 11) X(TIME, 12) X(UUID, 13) X(JSONB, 14)                    \
+    X(NUMERIC_NOT_NULL, 15) /* numeric whose schema does not allow null: JSON null is invalid */          \
+    X(JSON, 16) X(BYTEA, 17) X(BYTEA_BASE16, 18) X(BYTEA_BASE64, 19) X(VARCHAR, 20)                        \
+    X(ARRAY, 64) /* + the element's kind: always the Python fallback */
+
+/* Why a value is refused (the reasons this file finds itself): target_flx/reasons.py's `Reason`, exported
+ * as REASONS. */
+#define REASON_LIST(X) X(OUT_OF_RANGE, 2) X(NOT_A_NUMBER, 3) X(REAL_OUT_OF_RANGE, 4) X(LONE_SURROGATE, 6) \
+    X(NOT_A_UUID, 7)
+
+/* Where a plan column's value comes from (copybin.py's FIELD, EXTRACTED, CONST, VERSION). */
+#define SOURCE_LIST(X) X(FIELD, 0) X(EXTRACTED, 1) X(CONST, 2) X(VERSION, 3)
+
+#define AS_KIND(name, value) K_##name = value,
+#define AS_REASON(name, value) R_##name = value,
+#define AS_SOURCE(name, value) S_##name = value,
+#define AS_NAME(name, value) {#name, value},
+enum Kind { KIND_LIST(AS_KIND) };
+enum Reason { REASON_LIST(AS_REASON) };
+enum Source { SOURCE_LIST(AS_SOURCE) };
+
+typedef struct {
+    const char *name;
+    int value;
+} Named;
+
+static const Named KIND_NAMES[] = {KIND_LIST(AS_NAME){NULL, 0}};
+static const Named REASON_NAMES[] = {REASON_LIST(AS_NAME){NULL, 0}};
+static const Named SOURCE_NAMES[] = {SOURCE_LIST(AS_NAME){NULL, 0}};
 
 #define PG_EPOCH_ORDINAL 730120 /* date(2000, 1, 1).toordinal() */
 #define MAX_DEC_DIGITS 1000
@@ -82,7 +108,7 @@ static int put_bytes(Buf *b, const char *src, Py_ssize_t n, int prefix) {
 /* ---------- values ---------- */
 
 /* Result of encoding one value: 0 done, 1 hand it to the Python fallback, -1 Python error set,
- * -2 invalid value (message in *why). */
+ * -2 invalid value (its `enum Reason` in *why). */
 #define FALLBACK 1
 #define INVALID (-2)
 
@@ -161,7 +187,7 @@ static int enc_datetime(Ctx *ctx, Buf *b, PyObject *v) {
     return 0;
 }
 
-static int enc_uuid(Buf *b, PyObject *v, const char **why) {
+static int enc_uuid(Buf *b, PyObject *v, int *why) {
     if (!PyUnicode_Check(v)) return FALLBACK;
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
@@ -183,7 +209,7 @@ static int enc_uuid(Buf *b, PyObject *v, const char **why) {
         nibbles++;
     }
     if (nibbles != 32) {
-        *why = "not a UUID";
+        *why = R_NOT_A_UUID;
         return INVALID;
     }
     if (buf_reserve(b, 20) < 0) return -1;
@@ -212,7 +238,7 @@ static int enc_numeric_special(Buf *b, const char *s, Py_ssize_t n) {
 
 /* A JSON number's text to numeric's binary form, as PostgreSQL's numeric_in would store it. NaN and
  * ±Infinity (bare tokens in the input, passed on by the codec as that text) are numeric's specials. */
-static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, const char **why) {
+static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, int *why) {
     const char *p = s, *end = s + n;
     if (n > 0 && (*s == 'N' || *s == 'I' || (*s == '-' && n > 1 && s[1] == 'I'))) {
         int special = enc_numeric_special(b, s, n);
@@ -221,7 +247,7 @@ static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, const char **wh
     int neg = 0;
     if (p < end && *p == '-') { neg = 1; p++; }
     if (p >= end || *p < '0' || *p > '9') {
-        *why = "Expected a number";
+        *why = R_NOT_A_NUMBER;
         return INVALID;
     }
     unsigned char digits[MAX_DEC_DIGITS + 8];
@@ -233,7 +259,7 @@ static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, const char **wh
     }
     if (p < end && *p == '.') {
         p++;
-        if (p >= end || *p < '0' || *p > '9') { *why = "Expected a number"; return INVALID; }
+        if (p >= end || *p < '0' || *p > '9') { *why = R_NOT_A_NUMBER; return INVALID; }
         for (; p < end && *p >= '0' && *p <= '9'; p++) {
             if (nd >= MAX_DEC_DIGITS) return FALLBACK;
             digits[nd++] = (unsigned char)(*p - '0');
@@ -245,14 +271,14 @@ static int enc_numeric_text(Buf *b, const char *s, Py_ssize_t n, const char **wh
         p++;
         int eneg = 0;
         if (p < end && (*p == '+' || *p == '-')) { eneg = *p == '-'; p++; }
-        if (p >= end || *p < '0' || *p > '9') { *why = "Expected a number"; return INVALID; }
+        if (p >= end || *p < '0' || *p > '9') { *why = R_NOT_A_NUMBER; return INVALID; }
         for (; p < end && *p >= '0' && *p <= '9'; p++) {
             if (exponent > 100000) return FALLBACK; /* the Python side reports what PostgreSQL would */
             exponent = exponent * 10 + (*p - '0');
         }
         if (eneg) exponent = -exponent;
     }
-    if (p != end) { *why = "Expected a number"; return INVALID; }
+    if (p != end) { *why = R_NOT_A_NUMBER; return INVALID; }
 
     long dweight = before_point - 1 + exponent; /* power of ten of digits[0] */
     long dscale = after_point - exponent;
@@ -342,7 +368,7 @@ static int enc_base16(Buf *b, PyObject *v) {
     return 0;
 }
 
-static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) {
+static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, int *why) {
     switch (kind) {
     case K_INT2: case K_INT4: case K_INT8: {
         if (!PyLong_CheckExact(v)) return FALLBACK;
@@ -351,7 +377,7 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
         if (x == -1 && PyErr_Occurred()) return -1;
         long long lo = kind == K_INT2 ? -32768LL : kind == K_INT4 ? -2147483648LL : INT64_MIN;
         long long hi = kind == K_INT2 ? 32767LL : kind == K_INT4 ? 2147483647LL : INT64_MAX;
-        if (overflow || x < lo || x > hi) { *why = "integer out of range for its column"; return INVALID; }
+        if (overflow || x < lo || x > hi) { *why = R_OUT_OF_RANGE; return INVALID; }
         if (buf_reserve(b, 12) < 0) return -1;
         if (kind == K_INT2) { put32(b, 2); put16(b, (int)x); }
         else if (kind == K_INT4) { put32(b, 4); put32(b, (int32_t)x); }
@@ -374,7 +400,7 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
         int rc;
         if (is_json_null(view.buf, view.len)) {
             if (kind == K_NUMERIC_NOT_NULL) {
-                *why = "Expected a number, got null";
+                *why = R_NOT_A_NUMBER;
                 rc = INVALID;
             } else {
                 rc = buf_reserve(b, 4);
@@ -395,7 +421,7 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
             put32(b, 8);
             put64(b, u.i);
         } else {
-            if (isfinite(d) && fabs(d) > FLT_MAX) { *why = "number out of range for real"; return INVALID; }
+            if (isfinite(d) && fabs(d) > FLT_MAX) { *why = R_REAL_OUT_OF_RANGE; return INVALID; }
             union { float f; int32_t i; } u = {.f = (float)d};
             put32(b, 4);
             put32(b, u.i);
@@ -415,7 +441,7 @@ static int enc_value(Ctx *ctx, Buf *b, int kind, PyObject *v, const char **why) 
         if (s == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
             PyErr_Clear();
-            *why = "text is not valid Unicode (a lone surrogate)";
+            *why = R_LONE_SURROGATE;
             return INVALID;
         }
         return put_bytes(b, s, n, 0);
@@ -523,10 +549,11 @@ typedef struct {
 static const char HEADER[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 
 PyDoc_STRVAR(encode_doc,
-"encode(messages, plan, fallback) -> bytes | (row, column, message)\n\n"
+"encode(messages, plan, fallback) -> bytes | (row, column, why)\n\n"
 "A complete binary COPY stream (header, rows, trailer) for the messages. plan holds one\n"
 "(source, arg, kind, converter) per column; fallback(column, value) encodes what this module does not.\n"
-"An invalid value returns (row index, column index, message) instead.");
+"An invalid value returns (row index, column index, why) instead: why is the number of its\n"
+"reason (see REASONS), or the ValueError the fallback raised for it.");
 
 static PyObject *encode(PyObject *module, PyObject *args) {
     (void)module;
@@ -614,7 +641,7 @@ static PyObject *encode(PyObject *module, PyObject *args) {
                 v = converted;
             }
             int rc;
-            const char *why = NULL;
+            int why = 0;
             if (v == Py_None) {
                 rc = buf_reserve(&b, 4);
                 if (rc == 0) put32(&b, -1);
@@ -628,12 +655,12 @@ static PyObject *encode(PyObject *module, PyObject *args) {
                 PyObject *encoded = idx ? PyObject_CallFunctionObjArgs(fallback, idx, v, NULL) : NULL;
                 Py_XDECREF(idx);
                 if (encoded == NULL) {
-                    if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+                    if (PyErr_ExceptionMatches(PyExc_ValueError)) { /* the value is invalid: say where */
                         PyObject *type, *value, *tb;
                         PyErr_Fetch(&type, &value, &tb);
-                        PyObject *text = value ? PyObject_Str(value) : NULL;
+                        PyErr_NormalizeException(&type, &value, &tb);
+                        if (value != NULL) result = Py_BuildValue("(nnO)", r, c, value);
                         Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
-                        if (text != NULL) result = Py_BuildValue("(nnN)", r, c, text);
                         Py_DECREF(v); Py_DECREF(rec); Py_DECREF(m);
                         goto done;
                     }
@@ -653,7 +680,7 @@ static PyObject *encode(PyObject *module, PyObject *args) {
             }
             Py_DECREF(v);
             if (rc == INVALID) {
-                result = Py_BuildValue("(nns)", r, c, why);
+                result = Py_BuildValue("(nni)", r, c, why);
                 Py_DECREF(rec);
                 Py_DECREF(m);
                 goto done;
@@ -686,8 +713,33 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_copybin", "Binary COPY encoding of decoded records (see copybin.py).", -1, methods,
 };
 
+/* A module attribute {name: number} from one of the lists above (0 done, -1 error set). */
+static int add_names(PyObject *mod, const char *attr, const Named *names) {
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return -1;
+    for (const Named *n = names; n->name != NULL; n++) {
+        PyObject *value = PyLong_FromLong(n->value);
+        int rc = value == NULL ? -1 : PyDict_SetItemString(dict, n->name, value);
+        Py_XDECREF(value);
+        if (rc < 0) {
+            Py_DECREF(dict);
+            return -1;
+        }
+    }
+    int rc = PyModule_AddObjectRef(mod, attr, dict);
+    Py_DECREF(dict);
+    return rc;
+}
+
 PyMODINIT_FUNC PyInit__copybin(void) {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) return NULL;
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL) return NULL;
+    if (add_names(mod, "KINDS", KIND_NAMES) < 0 || add_names(mod, "REASONS", REASON_NAMES) < 0 ||
+        add_names(mod, "SOURCES", SOURCE_NAMES) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }

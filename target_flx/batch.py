@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 
-from target_flx.codec import BatchMeta, Column, DecodeFailure, RecordCodec, Refused, input_error
+from target_flx.codec import BatchMeta, Column, RecordCodec, Refused, input_error
 from target_flx.errors import InputError
-from target_flx.types import normalize
+from target_flx.failures import Failure
+from target_flx.reasons import Reason
+from target_flx.types import INTEGER_RANGES, normalize
 
-_OVERFLOW = (
-    "<= 9223372036854775807",
-    ">= -9223372036854775808",
-    "<= 2147483647",
-    ">= -2147483648",
-    "<= 32767",
-    ">= -32768",
-)
+# The bounds of the integer column types: a value beyond one of them widens an integer column to numeric.
+_COLUMN_LIMITS = frozenset(limit for lo, hi in INTEGER_RANGES.values() for limit in (f"<= {hi}", f">= {lo}"))
 
 
 @dataclass(frozen=True)
@@ -122,8 +118,9 @@ class BatchBuilder:
             if (
                 column is not None
                 and column.name not in widened
-                and any(b in failure.message for b in _OVERFLOW)
-                and normalize(column.pg_type) in ("smallint", "integer", "bigint")
+                and failure.reason is Reason.BOUND
+                and failure.detail in _COLUMN_LIMITS
+                and normalize(column.pg_type) in INTEGER_RANGES
             ):
                 widened.add(column.name)
                 self.codec = self.widen(column)  # records decoded so far keep their (same-shaped) structs
@@ -141,7 +138,7 @@ class BatchBuilder:
             pos = index + 1
         return messages, list(range(len(messages))) if kept is None else kept, None, None
 
-    def _decode_from(self, lines: list[bytes], pos: int) -> tuple[list[Any], DecodeFailure | None]:
+    def _decode_from(self, lines: list[bytes], pos: int) -> tuple[list[Any], Failure | None]:
         """`codec.decode` of `lines[pos:]`; a record nested too deeply to decode is a failure of its line."""
         assert self.codec is not None
         try:
@@ -155,7 +152,7 @@ class BatchBuilder:
                 good, failure = self.codec.decode(lines[pos:index]) if index > pos else ([], None)
                 if failure is not None:
                     return good, failure
-                return good, DecodeFailure(index - pos, None, "record nested too deeply to decode")
+                return good, Failure(index - pos, None, Reason.TOO_DEEP)
         return self.codec.decode(lines[pos:])
 
     def _encode(
@@ -192,7 +189,7 @@ class BatchBuilder:
             messages = messages[: result.index] + messages[result.index + 1 :]
             kept = kept[: result.index] + kept[result.index + 1 :]
 
-    def _try_encode(self, messages: list[Any], meta: BatchMeta) -> bytes | DecodeFailure | None:
+    def _try_encode(self, messages: list[Any], meta: BatchMeta) -> bytes | Failure | None:
         assert self.codec is not None
         try:
             return self.codec.encode(messages, meta)
@@ -212,20 +209,20 @@ class BatchBuilder:
         return position, InputError(exc.reason, stream=stream, line=numbers[position], field=exc.field)
 
     def _lenient(
-        self, line: bytes, position: int, line_number: int, failure: DecodeFailure, rejects: list[Reject]
+        self, line: bytes, position: int, line_number: int, failure: Failure, rejects: list[Reject]
     ) -> tuple[Any, InputError | None]:
         """(the line decoded by the lenient path or None when quarantined, the error ending the batch)."""
         assert self.codec is not None
         try:
             return self.codec.decode_lenient(line), None
         except Refused as refused:  # a clearer reason than the batch decoder's
-            failure = DecodeFailure(failure.index, refused.field, str(refused))
+            failure = replace(refused.failure, index=failure.index)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             pass
         return None, self._reject(line, position, line_number, failure, rejects)
 
     def _reject(
-        self, line: bytes, position: int, line_number: int, failure: DecodeFailure, rejects: list[Reject]
+        self, line: bytes, position: int, line_number: int, failure: Failure, rejects: list[Reject]
     ) -> InputError | None:
         """Quarantine the record, or return the error that stops the run there."""
         if not self.quarantine:

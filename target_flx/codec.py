@@ -16,19 +16,21 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Raw
 
-from target_flx import copybin
+from target_flx import copybin, failures
 from target_flx.convert import Converter, converter, raw_to_jsonb
 from target_flx.copybin import CONST, EXTRACTED, FIELD, VERSION, PlanColumn
 from target_flx.errors import InputError, MissingKeyProperty
+from target_flx.failures import Failure
+from target_flx.kinds import Kind
+from target_flx.reasons import Reason
 from target_flx.types import (
     INTEGER_RANGES,
-    UUID_PATTERN,
     UUID_TEXT,
     ColumnType,
     allows_null,
@@ -50,9 +52,6 @@ COMPUTED_METADATA = (
     ("_sdc_sync_started_at", "bigint"),
 )
 DELETED_AT = "_sdc_deleted_at"
-_ERROR_AT = re.compile(
-    r"^(?P<msg>.*?)(?: - at `\$\[(?P<index>\d+)\](?:\.record)?(?:\.(?P<field>.*))?`)?$", re.S
-)
 
 
 @dataclass(frozen=True)
@@ -73,13 +72,6 @@ class BatchMeta:
     received_at: datetime.datetime
     sequence: int
     sync_started_at: int
-
-
-@dataclass
-class DecodeFailure:
-    index: int
-    field: str | None
-    message: str
 
 
 class RecordCodec:
@@ -155,14 +147,14 @@ class RecordCodec:
         self._one = msgspec.json.Decoder(_message_struct(stream, strict_record))
         self._plan = _plan(self.columns, converters, not_null)
 
-    def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
+    def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], Failure | None]:
         """Decode as many leading lines as are valid; report the first invalid one."""
         failure = None
         batch = b"[" + b",".join(lines) + b"]"
         try:
             messages = self._decoder.decode(batch)
         except msgspec.ValidationError as exc:
-            failure = parse_error(str(exc))
+            failure = failures.from_msgspec(str(exc))
         except msgspec.DecodeError:
             if b"NaN" in batch or b"Infinity" in batch:
                 return self._decode_specials(lines)
@@ -175,7 +167,7 @@ class RecordCodec:
             messages, failure = messages[: bad.index], bad
         return messages, failure
 
-    def _decode_specials(self, lines: Sequence[bytes]) -> tuple[list[Any], DecodeFailure | None]:
+    def _decode_specials(self, lines: Sequence[bytes]) -> tuple[list[Any], Failure | None]:
         """`decode` for a batch holding lines with bare NaN/Infinity tokens: runs of other lines still in
         one call each, those lines one at a time."""
         messages: list[Any] = []
@@ -188,20 +180,18 @@ class RecordCodec:
                 good, failure = self.decode(lines[i:j])
                 messages.extend(good)
                 if failure is not None:
-                    failure.index += i
-                    return messages, failure
+                    return messages, replace(failure, index=failure.index + i)
                 i = j
                 continue
             try:
                 messages.append(self._decode_special_line(lines[i]))
             except msgspec.ValidationError as exc:
                 if isinstance(exc, Refused):
-                    return messages, DecodeFailure(i, exc.field, str(exc))
-                failure = parse_error(str(exc))
-                failure.index = i
+                    return messages, replace(exc.failure, index=i)
+                failure = replace(failures.from_msgspec(str(exc)), index=i)
                 return messages, self._with_value(failure, lines[i])
             except msgspec.DecodeError as exc:
-                return messages, DecodeFailure(i, None, f"malformed JSON ({exc})")
+                return messages, Failure(i, None, Reason.MALFORMED_JSON, str(exc))
             i += 1
         return messages, None
 
@@ -211,7 +201,7 @@ class RecordCodec:
         except msgspec.DecodeError:
             return self._decode_generic(line, _special_json(line))
         if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
-            raise Refused(bad.message, bad.field)
+            raise Refused(bad)
         return message
 
     def decode_lenient(self, line: bytes) -> Any:
@@ -231,7 +221,7 @@ class RecordCodec:
             return self._decode_generic(line, _special_json(line))
         else:
             if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
-                raise Refused(bad.message, bad.field)
+                raise Refused(bad)
             return message
         return self._decode_generic(line, _LENIENT.decode(line))
 
@@ -249,7 +239,7 @@ class RecordCodec:
             if column.json_kind == "number" and isinstance(record.get(column.prop), str):
                 value = record[column.prop]
                 shown = "a string" if column.prop in self._secret else _shown(value)
-                raise Refused(f"Expected a number, got {shown}", column.prop)
+                raise Refused(Failure(0, column.prop, Reason.NOT_A_NUMBER, shown=shown))
 
     def _decode_generic(self, line: bytes, generic: Any) -> Any:
         """One line from its generic decoding (dicts, lists, Decimals): relaxed per column, re-encoded and
@@ -270,17 +260,14 @@ class RecordCodec:
                     exact[attr] = value  # msgspec would write the offset rounded to whole minutes
                     value = value.replace(tzinfo=datetime.UTC)
                 elif isinstance(value, dict | list) and _holds_special(value):
-                    raise Refused(
-                        f"a NaN or Infinity inside a JSON value cannot be stored, got {_shown(value)}",
-                        column.prop,
-                    )
+                    raise Refused(Failure(0, column.prop, Reason.SPECIAL_IN_JSON, shown=_shown(value)))
                 record[column.prop] = value
         message = self._one.decode(_EXACT.encode(generic))  # re-encoded: JSON columns stay raw JSON text
         message = self._as_batch_layout(message)
         for attr, value in exact.items():
             setattr(message.record, attr, value)
         if self._wide_bounds and (bad := self._check_wide_bounds([message])) is not None:
-            raise Refused(bad.message, bad.field)
+            raise Refused(bad)
         return message
 
     def _special_number(self, column: Column, value: decimal.Decimal) -> Any:
@@ -288,13 +275,12 @@ class RecordCodec:
         shown = _special_text(value)
         pg_type = normalize(column.pg_type)
         if column.json_kind != "number" or pg_type not in ("numeric", "real", "double precision"):
-            message = f"{shown} does not fit a {pg_type} column (a {column.json_kind} property)"
-            raise Refused(message, column.prop)
+            raise Refused(Failure(0, column.prop, Reason.SPECIAL_NUMBER, pg_type, column.json_kind, shown))
         if pg_type == "numeric" and _as_raw_number(column) and column.prop not in self._key_props:
             return Raw(shown.encode())
         return value
 
-    def _check_wide_bounds(self, messages: list[Any]) -> DecodeFailure | None:
+    def _check_wide_bounds(self, messages: list[Any]) -> Failure | None:
         """The first record breaking an integer bound beyond int64 (compared exactly: Python ints)."""
         for attr, prop, (lo, hi, lo_x, hi_x) in self._wide_bounds:
             for index, message in enumerate(messages):
@@ -308,16 +294,16 @@ class RecordCodec:
                     (hi_x, hi_x is not None and value >= hi_x, "<"),
                 ):
                     if broken:
-                        shown = "" if prop in self._secret else f", got {value}"
-                        return DecodeFailure(index, prop, f"Expected int {sign} {bound}{shown}")
+                        shown = None if prop in self._secret else str(value)
+                        return Failure(index, prop, Reason.BOUND, f"{sign} {bound}", shown=shown)
         return None
 
-    def _with_value(self, failure: DecodeFailure, line: bytes) -> DecodeFailure:
-        """The failure's message with the offending value (cut short; never a secret property's)."""
+    def _with_value(self, failure: Failure, line: bytes) -> Failure:
+        """The failure with the offending value (cut short; never a secret property's)."""
         prop = failure.field
         if prop is None or prop not in self._attributes or prop in self._secret:
             return failure
-        if "missing required field" in failure.message:
+        if failure.reason is Reason.MISSING_FIELD:
             return failure
         try:
             generic = _LENIENT.decode(line)
@@ -329,8 +315,7 @@ class RecordCodec:
         record = generic.get("record") if isinstance(generic, dict) else None
         if not isinstance(record, dict) or prop not in record:
             return failure
-        failure.message = _with_shown(failure.message, _shown(record[prop]))
-        return failure
+        return replace(failure, shown=_shown(record[prop]))
 
     def _as_batch_layout(self, message: Any) -> Any:
         for attr in self._number_fields:  # the batch layout carries numbers as their JSON text
@@ -338,7 +323,7 @@ class RecordCodec:
                 setattr(message.record, attr, Raw(str(value).encode()))
         return message
 
-    def encode(self, messages: list[Any], meta: BatchMeta) -> bytes | DecodeFailure:
+    def encode(self, messages: list[Any], meta: BatchMeta) -> bytes | Failure:
         """The batch's binary COPY stream, or the first record holding a value its column cannot take."""
         received = _encode_timestamptz(meta.received_at)  # one value for the whole batch: encode it once
         values = {
@@ -352,18 +337,12 @@ class RecordCodec:
         result = copybin.encode(messages, plan)
         if isinstance(result, bytes):
             return result
-        index, column_index, message = result
-        column = self.columns[column_index]
+        column = self.columns[result.column]
         if column.prop is None:
-            return DecodeFailure(index, column.name, message)
-        value = getattr(messages[index].record, plan[column_index].arg)
-        if message == "not a UUID":
-            message = f"Expected str matching regex {UUID_PATTERN!r}"
-        elif message.startswith("Expected a number, got"):
-            message = "Expected a number"
-        if column.prop not in self._secret:
-            message = _with_shown(message, "null" if value is None else _shown(value))
-        return DecodeFailure(index, column.prop, message)
+            return failures.encoded(result, column.name, None)
+        value = result.value
+        shown = None if column.prop in self._secret else "null" if value is None else _shown(value)
+        return failures.encoded(result, column.prop, shown)
 
 
 class _Extracted(dict[str | None, bytes | None]):
@@ -390,7 +369,7 @@ class _Extracted(dict[str | None, bytes | None]):
 
 
 def _encode_timestamptz(value: datetime.datetime) -> bytes:
-    encoded = copybin.encode_value(copybin.kind_of("timestamptz"), value)
+    encoded = copybin.encode_value(Kind.TIMESTAMPTZ, value)
     assert encoded is not None
     return encoded
 
@@ -400,11 +379,13 @@ _SHOWN_LENGTH = 80
 
 
 class Refused(msgspec.ValidationError):
-    """A value no column type here can take (a NaN for an integer, say), named for the error line."""
+    """A value no column type here can take (a NaN for an integer, say): its failure (as record 0; the
+    catcher knows which record it is)."""
 
-    def __init__(self, message: str, field: str | None) -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.field = failure.field
 
 
 def _maybe_special(line: bytes) -> bool:
@@ -451,13 +432,6 @@ def _shown(value: Any) -> str:
         except (TypeError, ValueError):
             text = repr(value)
     return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 1] + "…"
-
-
-def _with_shown(message: str, shown: str) -> str:
-    """`Expected int, got str` → `Expected int, got str "two"`; `Expected int >= 0` → `…, got -1`."""
-    if re.search(r", got [A-Za-z_ ]+$", message):
-        return f"{message} {shown}"
-    return f"{message}, got {shown}"
 
 
 # A value holding a newline cannot pass as two: each piece would be shorter than a UUID.
@@ -518,38 +492,23 @@ def _relax(kind: str, value: Any, validate: bool) -> Any:
     return value
 
 
-def parse_error(text: str) -> DecodeFailure:
-    match = _ERROR_AT.match(text)
-    assert match is not None
-    index = int(match.group("index") or 0)
-    message, field = match.group("msg"), match.group("field")
-    if field is None and (missing := re.search(r"missing required field `([^`]*)`", message)):
-        field = missing.group(1)
-    return DecodeFailure(index=index, field=field, message=_humane(message))
-
-
-def _first_malformed(lines: Sequence[bytes]) -> DecodeFailure:
+def _first_malformed(lines: Sequence[bytes]) -> Failure:
     """The batch is not valid JSON: find which line (rare, so one at a time is fine)."""
     for index, line in enumerate(lines):
         try:
             msgspec.json.decode(line)
         except msgspec.DecodeError as exc:
-            return DecodeFailure(index=index, field=None, message=f"malformed JSON ({exc})")
+            return Failure(index, None, Reason.MALFORMED_JSON, str(exc))
     raise AssertionError("a batch failed to decode but every line is valid JSON")
 
 
-def input_error(stream: str, line: int, failure: DecodeFailure, keys: Sequence[str] = ()) -> InputError:
-    if failure.field in keys and (
-        "missing required field" in failure.message or "got null" in failure.message
-    ):
+def input_error(stream: str, line: int, failure: Failure, keys: Sequence[str] = ()) -> InputError:
+    """The error stopping the run at `line` (a missing or null key property is its own kind)."""
+    if failure.field in keys and failure.null_or_missing:
         return MissingKeyProperty(
             f"key property missing or null ({failure.message})", stream=stream, line=line, field=failure.field
         )
     return InputError(failure.message, stream=stream, line=line, field=failure.field)
-
-
-def _humane(message: str) -> str:
-    return message.replace("`", "")
 
 
 def _safe(name: str) -> str:
@@ -604,7 +563,7 @@ def _plan(
             plan.append(PlanColumn(sources[col.name], col.name, copybin.kind_of(col.pg_type), None))
             continue
         conv = converters.get(i)
-        kind = copybin.NUMERIC_NOT_NULL if i in not_null else copybin.column_kind(col.pg_type, col.json_kind)
+        kind = Kind.NUMERIC_NOT_NULL if i in not_null else copybin.column_kind(col.pg_type, col.json_kind)
         # JSON null in a jsonb column is SQL NULL: the encoder does that itself, no call per value
         plan.append(PlanColumn(FIELD, f"f{i}", kind, None if conv is raw_to_jsonb else conv))
         i += 1

@@ -17,9 +17,12 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Raw
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-UUID_TEXT = Annotated[str, Meta(pattern=UUID_PATTERN)]
+from target_flx.kinds import COLUMNS, ELEMENTS
+from target_flx.kinds import UUID_TEXT as UUID_TEXT
+from target_flx.pgbinary import INT16_RANGE, INT32_RANGE, INT64_RANGE
+from target_flx.pgbinary import UUID_PATTERN as UUID_PATTERN
+
+INT64_MIN, INT64_MAX = INT64_RANGE
 # The spelling `column_type` gives a numeric column meant for integer values (bounds beyond int64): the same
 # type as `numeric` to PostgreSQL, but an existing integer column adopts it (see `adopt`).
 INTEGER_NUMERIC = "decimal"
@@ -49,47 +52,8 @@ _ALIASES = {
     "character varying": "text",
 }
 # Element types an ARRAY column can have here (what MeltanoLabs target-postgres creates, and more).
-ARRAY_ELEMENTS = (
-    "text",
-    "character varying",
-    "smallint",
-    "integer",
-    "bigint",
-    "numeric",
-    "real",
-    "double precision",
-    "boolean",
-    "date",
-    "timestamp with time zone",
-    "timestamp without time zone",
-    "time without time zone",
-    "uuid",
-    "jsonb",
-)
-INTEGER_RANGES = {
-    "smallint": (-(2**15), 2**15 - 1),
-    "integer": (-(2**31), 2**31 - 1),
-    "bigint": (INT64_MIN, INT64_MAX),
-}
-# The Python type each PostgreSQL type is decoded into (what asyncpg's binary codec takes).
-_PYTHON: dict[str, Any] = {
-    "smallint": Annotated[int, Meta(ge=-(2**15), le=2**15 - 1)],
-    "integer": Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)],
-    "bigint": Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)],
-    "numeric": decimal.Decimal,
-    "real": float,
-    "double precision": float,
-    "boolean": bool,
-    "text": str,
-    "date": datetime.date,
-    "timestamp with time zone": datetime.datetime,
-    "timestamp without time zone": datetime.datetime,
-    "time without time zone": datetime.time,
-    "uuid": UUID_TEXT,
-    "jsonb": Raw,
-    "json": Raw,
-    "bytea": str,
-}
+ARRAY_ELEMENTS = tuple(ELEMENTS)
+INTEGER_RANGES = {"smallint": INT16_RANGE, "integer": INT32_RANGE, "bigint": INT64_RANGE}
 
 
 class UnsupportedSchema(ValueError):
@@ -163,7 +127,7 @@ def column_type(schema: dict[str, Any], *, interpret_content_encoding: bool = Fa
     kinds = _json_kinds(schema)
     if (declared := schema.get("x-sql-datatype")) is not None:
         pg_type = normalize(str(declared))
-        if pg_type not in _PYTHON:
+        if pg_type not in COLUMNS:
             raise UnsupportedSchema(f"x-sql-datatype {declared!r} is not supported")
         plain = {k: v for k, v in schema.items() if k != "x-sql-datatype"}
         natural = column_type(plain, interpret_content_encoding=interpret_content_encoding)
@@ -317,10 +281,11 @@ def adopt(existing: str, wanted: str) -> str:
 
 
 def python_type(pg_type: str) -> Any:
+    """What msgspec decodes a value for a `pg_type` column into (an ARRAY's: its JSON text)."""
     pg_type = normalize(pg_type)
     if pg_type.endswith("[]"):
         return Raw
-    return _PYTHON[pg_type]
+    return COLUMNS[pg_type].python
 
 
 def constrained(decode_type: Any, schema: dict[str, Any]) -> Any:
