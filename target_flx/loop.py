@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -40,7 +41,12 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="flx-copy", daemon=True)
         self._thread.start()
         try:
-            self.pool: asyncpg.Pool = self.run(self._create_pool(connect_kwargs, pool_size))
+            # The main thread's work (a table's DDL, the catalog, the history) has a connection of its
+            # own: it never queues behind the batches that hold the pool. Opened now, it tells at once
+            # whether the server can be reached; the batches' first connection opens meanwhile.
+            self.side: asyncpg.Pool = self.run(self._create_pool(connect_kwargs, 1))
+            self.pool: asyncpg.Pool = self.run(self._create_pool(connect_kwargs, pool_size, min_size=0))
+            self._warm_up = self.submit(self._open_one())
         except BaseException as exc:
             self._stop()
             if isinstance(exc, Exception) and not isinstance(exc, LoadError):
@@ -50,14 +56,20 @@ class LoopThread:
                 ) from exc
             raise
 
-    async def _create_pool(self, connect_kwargs: dict[str, Any], pool_size: int) -> asyncpg.Pool:
+    async def _create_pool(
+        self, connect_kwargs: dict[str, Any], pool_size: int, min_size: int = 1
+    ) -> asyncpg.Pool:
         # No statement cache: a cached statement's result types go stale when a column is widened
         # mid-run. One extra round trip per batch is nothing next to the COPY.
         delays = self.reconnect.delays()
         while True:
             try:
                 return await asyncpg.create_pool(
-                    min_size=1, max_size=pool_size, statement_cache_size=0, **connect_kwargs
+                    min_size=min_size,
+                    max_size=pool_size,
+                    statement_cache_size=0,
+                    reset=_keep_session,
+                    **connect_kwargs,
                 )
             except asyncpg.exceptions.CannotConnectNowError as exc:  # starting up: worth waiting for
                 delay = next(delays, None)
@@ -66,6 +78,13 @@ class LoopThread:
                 log.warning("PostgreSQL at %s: %s; retrying in %.1f s", self.server, first_line(exc), delay)
                 await pause(delay)
 
+    async def _open_one(self) -> None:
+        """The batches' first connection, opened while the main thread reads; a failure here is left for
+        the first batch to meet (and retry)."""
+        with contextlib.suppress(Exception):
+            async with self.pool.acquire():
+                pass
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
@@ -73,21 +92,24 @@ class LoopThread:
         return self.submit(coro).result()
 
     def call(self, what: str, work: Work[T], *, transaction: bool = False) -> T:
-        """Run `work(conn)` on a pooled connection from the main thread; `what` names it in errors."""
-        return self.run(self.retrying(what, work, transaction=transaction))
+        """Run `work(conn)` from the main thread, on the side connection; `what` names it in errors."""
+        return self.run(self.retrying(what, work, transaction=transaction, side=True))
 
-    async def retrying(self, what: str, work: Work[T], *, transaction: bool = False) -> T:
-        """`work(conn)`, again on a new connection while connections are being lost (bounded)."""
+    async def retrying(self, what: str, work: Work[T], *, transaction: bool = False, side: bool = False) -> T:
+        """`work(conn)`, again on a new connection while connections are being lost (bounded); `side`:
+        on the side connection, for work the main thread waits for."""
         session: list[int] = []
         watch = asyncio.ensure_future(self.watch_locks(what, session))
         try:
-            return await self._retrying(what, work, transaction, session)
+            return await self._retrying(what, work, transaction, session, self.side if side else self.pool)
         finally:
             watch.cancel()
 
-    async def _retrying(self, what: str, work: Work[T], transaction: bool, session: list[int]) -> T:
+    async def _retrying(
+        self, what: str, work: Work[T], transaction: bool, session: list[int], pool: asyncpg.Pool
+    ) -> T:
         async def attempt(lost: bool) -> T:
-            async with self.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 session.append(conn.get_server_pid())
                 if not transaction:
                     return await work(conn)
@@ -166,10 +188,13 @@ class LoopThread:
         )
 
     def close(self) -> None:
-        try:
-            self.run(asyncio.wait_for(self.pool.close(), timeout=10))
-        except Exception:
-            self.pool.terminate()
+        with contextlib.suppress(BaseException):
+            self._warm_up.result(timeout=10)
+        for pool in (self.pool, self.side):
+            try:
+                self.run(asyncio.wait_for(pool.close(), timeout=10))
+            except Exception:
+                pool.terminate()
         self._stop()
 
     def _stop(self) -> None:
@@ -177,6 +202,13 @@ class LoopThread:
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A connection going back to the pool keeps its session as it is: target-flx changes no session
+    state (no SET, LISTEN, cursor or session-level advisory lock), and asyncpg itself still rolls back a
+    transaction left open. The default reset was one more round trip for every batch and every call;
+    the stage tables a connection holds are meant to stay."""
 
 
 def server_address(connect_kwargs: dict[str, Any]) -> str:

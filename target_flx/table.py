@@ -14,7 +14,7 @@ import concurrent.futures
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -30,6 +30,7 @@ _BOUNDED_KEYS = {("integer", "smallint"), ("integer", "integer"), ("integer", "b
 # Tables per key-range query: two result columns each, well below PostgreSQL's 1,664.
 _RANGES_PER_QUERY = 200
 KeyRange = tuple[Any, Any] | None
+T = TypeVar("T")
 
 
 def bounded_key(json_kind: str, pg_type: str) -> bool:
@@ -116,7 +117,7 @@ class Catalog:
         async def read(conn: asyncpg.Connection) -> list[Found]:
             return await read_tables(conn, tables)
 
-        found = await self.loop.retrying(what, read)
+        found = await self._side(what, read)
         for request, table in zip(requests, found, strict=True):
             if table.ready_for(request.spec):
                 request.columns = table.columns
@@ -137,11 +138,15 @@ class Catalog:
             else:  # read, or None: the table was created just now
                 request.answer.set_result(Prepared(request.columns, key_range, True))
 
+    async def _side(self, what: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """On the side connection: the main thread is, or soon will be, waiting for the answer."""
+        return await self.loop.retrying(what, work, side=True)
+
     async def _change(self, spec: TableSpec) -> tuple[dict[str, str], bool]:
         async def work(conn: asyncpg.Connection) -> tuple[dict[str, str], bool]:
             return await change_table(conn, spec)
 
-        return await self.loop.retrying(f"creating or altering table {spec.name}", work)
+        return await self._side(f"creating or altering table {spec.name}", work)
 
     @staticmethod
     def _range_wanted(request: _Request) -> bool:
@@ -159,7 +164,7 @@ class Catalog:
             reads = [(r.spec.schema, r.spec.table, r.key[0]) for r in part if r.key is not None]
             try:
                 what = f"reading the key ranges of {len(reads)} tables"
-                found: list[KeyRange | LoadError] = [*await self.loop.retrying(what, _key_range_query(reads))]
+                found: list[KeyRange | LoadError] = [*await self._side(what, _key_range_query(reads))]
             except LoadError:
                 if len(reads) == 1:
                     raise
@@ -170,7 +175,7 @@ class Catalog:
     async def _key_range(self, read: tuple[str, str, str]) -> KeyRange | LoadError:
         what = f"reading the key range of {qualified(read[0], read[1])}"
         try:
-            (found,) = await self.loop.retrying(what, _key_range_query([read]))
+            (found,) = await self._side(what, _key_range_query([read]))
         except LoadError as exc:
             return exc
         return found
