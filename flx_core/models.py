@@ -18,8 +18,10 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     Text,
@@ -147,6 +149,9 @@ class Execution(Timestamped, Base):
     # the job's process group and the machine (hostname/boot id) it runs on: what to end if the runner died
     process_group: Mapped[int | None] = mapped_column(Integer)
     process_host: Mapped[str | None] = mapped_column(Text)
+    # `flx cancel` (or the UI) from any machine: the runner reads it with its next heartbeat and stops the job
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_requested_by: Mapped[str | None] = mapped_column(Text)
 
 
 class ExecutionEvent(Timestamped, Base):
@@ -160,6 +165,27 @@ class ExecutionEvent(Timestamped, Base):
     type: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
     at: Mapped[datetime] = mapped_column(server_default=_now(), index=True)
+
+
+class ExecutionLog(Base):
+    """One zlib-compressed chunk of an execution's output: lines `first_line` … `first_line + line_count - 1`.
+
+    Written every second while the job runs (so `flx logs --follow` and the UI can show it live, from any
+    machine) and merged into one chunk per attempt when it ends. Bulk, not history: no UUID key or
+    `updated_at`, not exported by tap-flx, expired after `log_retention_days`.
+    """
+
+    __tablename__ = "execution_logs"
+    __table_args__ = (UniqueConstraint("execution_id", "first_line"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    first_line: Mapped[int] = mapped_column(BigInteger)
+    line_count: Mapped[int] = mapped_column(Integer)
+    raw_bytes: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now(), index=True)
 
 
 class StreamLoad(Timestamped, Base):

@@ -5,4 +5,4 @@ with `alembic_version` costs one query, where loading Alembic and a second drive
 second. A test keeps it equal to Alembic's own head.
 """
 
-HEAD = "0004"
+HEAD = "0005"

@@ -53,6 +53,12 @@ FLX_SETTINGS = th.PropertiesList(
         description="After SIGTERM on timeout or cancel, SIGKILL the job's process group after this long.",
     ),
     th.Property(
+        "log_retention_days",
+        th.NumberType,
+        default=30,
+        description="Each run's complete log (flx logs, flx ui) is kept this many days; 0 keeps it forever.",
+    ),
+    th.Property(
         "oracle_sources",
         th.ObjectType(additional_properties=True),
         description="Named Oracle sources for row-count validations: {name: {dsn | host, port, "

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -235,8 +234,6 @@ def _run_here(settings: Any, pipeline: Any, trigger: str, retries: int | None, t
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, cancel)
         outcome = runner.run(pipeline, trigger=trigger, retries=retries, timeout_seconds=timeout)
-        if pipeline.run_options:
-            _record_options(runner, outcome.execution_id, outcome.status, pipeline.run_options)
     line = f"{outcome.pipeline}: " + status_text(outcome.status.value).markup
     if pipeline.run_options:
         line += f" (meltano run {' '.join(pipeline.run_options)})"
@@ -246,18 +243,6 @@ def _run_here(settings: Any, pipeline: Any, trigger: str, retries: int | None, t
         if outcome.error:
             err_console().print(outcome.error, markup=False, highlight=False)
     return outcome.cli_exit_code
-
-
-def _record_options(runner: Any, execution_id: Any, status: Any, options: Sequence[str]) -> None:
-    """The run's meltano options, as an event of its execution."""
-    from orchestrator.records import ExecutionRecord
-
-    try:
-        ExecutionRecord(runner.engine, execution_id, status).event(
-            "meltano_options", {"options": list(options)}
-        )
-    except Exception as exc:
-        logging.getLogger(__name__).error("could not record the run's meltano options: %s", exc)
 
 
 @main.command()
@@ -360,11 +345,11 @@ def downgrade(revision: str) -> None:
     "days",
     required=True,
     type=click.FloatRange(min=1),
-    help="Days since a run ended; its events, log tail and quarantined lines go, its summary stays.",
+    help="Days since a run ended; its events, log and quarantined lines go, its summary stays.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def prune(days: float, dry_run: bool) -> None:
-    """Delete old runs' events, log tails, quarantined lines and schedule ticks; keep every run's summary."""
+    """Delete old runs' events, logs, quarantined lines and schedule ticks; keep every run's summary."""
     from orchestrator.prune import prune as prune_history
 
     engine, schema = engine_and_schema()
@@ -374,8 +359,9 @@ def prune(days: float, dry_run: bool) -> None:
         engine.dispose()
     verb = "would delete" if dry_run else "deleted"
     console().print(
-        f"flx db prune: {verb} {done.events:,} events, {done.log_tails:,} log tails,"
-        f" {done.quarantined:,} quarantined lines and {done.ticks:,} schedule ticks older than {days:g} days"
+        f"flx db prune: {verb} {done.events:,} events, {done.logs:,} log chunks,"
+        f" {done.log_tails:,} log tails, {done.quarantined:,} quarantined lines and {done.ticks:,}"
+        f" schedule ticks older than {days:g} days"
     )
 
 
@@ -511,6 +497,8 @@ for _name, _module, _attribute, _help in (
     ("schedule", "orchestrator.cli_schedule", "schedule", "Scheduled pipelines."),
     ("worker", "orchestrator.cli_schedule", "worker", "Run queued executions until SIGTERM."),
     ("ui", "orchestrator.cli_ui", "ui", "Web pages of the run history, and Prometheus /metrics."),
+    ("logs", "orchestrator.cli_logs", "logs", "An execution's complete output; --follow while it runs."),
+    ("cancel", "orchestrator.cli_logs", "cancel", "Stop a running execution, from any machine."),
 ):
     main.add_command(_LazyCommand(_name, _module, _attribute, _help))
 

@@ -26,6 +26,7 @@ from flx_core.settings import DatabaseSettings, SettingsError
 from orchestrator.alerts.urls import merge_alert_urls
 from orchestrator.db_settings import database_env
 from orchestrator.oracle.settings import OracleSourceSettings
+from orchestrator.project_plugins import PLUGIN_TYPES, PluginInfo, job_blocks, plugin_infos
 from orchestrator.validation.spec import CheckSpec
 
 PLUGIN_NAME = "flx"
@@ -39,6 +40,7 @@ OWN_SETTINGS = (
     "heartbeat_interval_seconds",
     "stale_after_seconds",
     "kill_grace_seconds",
+    "log_retention_days",
     "oracle_sources",
     "pipelines",
 )
@@ -84,12 +86,20 @@ class FlxSettings(BaseModel):
     # What meltano.yml defines, for telling a typo from a job: job names, and plugin names by type.
     jobs: tuple[str, ...] = ()
     plugins: dict[str, tuple[str, ...]] = {}
+    # What is recorded with each run (`flx.pipeline_steps`, `flx.plugins`): each job's blocks, the plugins.
+    job_blocks: dict[str, tuple[str, ...]] = {}
+    plugin_details: tuple[PluginInfo, ...] = ()
     oracle_sources: dict[str, OracleSourceSettings] = {}
     alert_urls: tuple[str, ...] = ()
     alert_repeat_interval_seconds: float = 4 * 3600
     heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
     stale_after_seconds: float = Field(default=60.0, gt=0)
     kill_grace_seconds: float = Field(default=10.0, ge=0)
+    log_retention_days: float = Field(default=30.0, ge=0)
+
+    def blocks_of(self, pipeline: PipelineSettings) -> tuple[str, ...]:
+        """The blocks a pipeline runs: its own `blocks`, else its job's tasks."""
+        return pipeline.blocks or self.job_blocks.get(pipeline.name, ())
 
     def pipeline(self, args: tuple[str, ...]) -> PipelineSettings:
         """The pipeline `flx run ARGS` means: a configured pipeline or job, else ad-hoc blocks."""
@@ -198,6 +208,7 @@ def settings_with_problems(
             "heartbeat_interval_seconds",
             "stale_after_seconds",
             "kill_grace_seconds",
+            "log_retention_days",
         )
         if config.get(key) is not None
     }
@@ -210,6 +221,8 @@ def settings_with_problems(
             "pipelines": pipelines,
             "jobs": tuple(jobs),
             "plugins": _plugins(project.document),
+            "job_blocks": {name: job_blocks(job) for name, job in jobs.items()},
+            "plugin_details": plugin_infos(project.document),
             "oracle_sources": oracle,
             "alert_urls": tuple(merge_alert_urls(config.get("alert_urls") or [], env)),
             **options,
@@ -279,9 +292,6 @@ def _mapping(config: Mapping[str, Any], key: str, file: str, prefix: str = "") -
 
 def _entries(document: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
     return [entry for entry in document.get(key) or [] if isinstance(entry, dict)]
-
-
-PLUGIN_TYPES = ("extractors", "loaders", "utilities", "mappers", "transformers", "orchestrators", "files")
 
 
 def _plugins(document: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

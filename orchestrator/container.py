@@ -63,7 +63,10 @@ def build_container(settings: FlxSettings) -> FlxContainer:
     container.register(
         AlertManager,
         instance=AlertManager(
-            engine, settings.alert_urls, timedelta(seconds=settings.alert_repeat_interval_seconds)
+            engine,
+            settings.alert_urls,
+            timedelta(seconds=settings.alert_repeat_interval_seconds),
+            {name: pipeline.alert_urls for name, pipeline in settings.pipelines.items()},
         ),
     )
     leases = Leases(engine, LeaseTiming.from_settings(settings))

@@ -117,9 +117,10 @@ class ExecutionNotFound(LookupError):
     pass
 
 
-def execution_detail(conn: Connection, schema: str, ref: str) -> ExecutionDetail:
-    """`ref` is an execution id, a unique prefix of one, or `pipeline#number`."""
-    select = f"SELECT {_COLUMNS}, e.run_id, e.hostname, e.pid, e.log_tail {_FROM} "
+def find_execution(conn: Connection, schema: str, ref: str, extra: str = "") -> tuple[Any, ...]:
+    """The row of the one execution `ref` names: an id, a unique prefix of one, `pipeline#number`, or a
+    pipeline's name (its newest execution). `extra` columns of `e` come after the `ExecutionRow` ones."""
+    select = f"SELECT {_COLUMNS}{extra} {_FROM} "
     params: dict[str, Any]
     if "#" in ref:
         name, _, number = ref.rpartition("#")
@@ -127,14 +128,25 @@ def execution_detail(conn: Connection, schema: str, ref: str) -> ExecutionDetail
             raise ExecutionNotFound(f"{ref!r}: expected pipeline#number")
         query = _query(select + "WHERE p.name = %(name)s AND e.execution_number = %(number)s", schema)
         params = {"name": name, "number": int(number)}
+        rows = conn.execute(query, params).fetchall()
     else:
-        query = _query(select + "WHERE e.id::text LIKE %(prefix)s LIMIT 2", schema)
-        params = {"prefix": ref.lower().replace("%", "").replace("_", "") + "%"}
-    rows = conn.execute(query, params).fetchall()
+        newest = _query(select + "WHERE p.name = %(name)s ORDER BY e.execution_number DESC LIMIT 1", schema)
+        rows = conn.execute(newest, {"name": ref}).fetchall()
+        if not rows:
+            query = _query(select + "WHERE e.id::text LIKE %(prefix)s LIMIT 2", schema)
+            prefix = ref.lower().replace("%", "").replace("_", "") + "%"
+            rows = conn.execute(query, {"prefix": prefix}).fetchall()
     if len(rows) != 1:
         what = "no execution" if not rows else "more than one execution"
-        raise ExecutionNotFound(f"{what} matches {ref!r}")
-    *columns, run_id, hostname, pid, log_tail = rows[0]
+        raise ExecutionNotFound(f"{what} matches {ref!r} (give an id, pipeline#number or a pipeline's name)")
+    return tuple(rows[0])
+
+
+def execution_detail(conn: Connection, schema: str, ref: str) -> ExecutionDetail:
+    """`ref` as `find_execution` takes it."""
+    *columns, run_id, hostname, pid, log_tail = find_execution(
+        conn, schema, ref, ", e.run_id, e.hostname, e.pid, e.log_tail"
+    )
     row = ExecutionRow(*columns)
     by_execution = {"id": row.id}
     events = [

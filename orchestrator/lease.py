@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, create_engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -84,6 +85,14 @@ class LeaseTiming:
 
 
 @dataclass(frozen=True)
+class CancelRequest:
+    """`flx cancel` (or the UI) asked this execution to stop: when, and who (user@host)."""
+
+    at: datetime
+    by: str
+
+
+@dataclass(frozen=True)
 class LiveLease:
     execution_number: int
     pid: int | None
@@ -121,6 +130,7 @@ class Lease:
         self._process_group: int | None = None
         self._renewed_at = time.monotonic()
         self._lost: str | None = None
+        self.cancel_request: CancelRequest | None = None  # read by the runner's next tick
         self._renewing = False
         self._closing = False
         self._broken_since: float | None = None
@@ -214,11 +224,12 @@ class Lease:
             if self._process_group is not None:
                 values["process_group"] = self._process_group
             conn = self.slot.connection
-            active = conn.execute(
+            row = conn.execute(
                 update(Execution)
                 .where(Execution.id == self._execution_id, Execution.status.in_(_ACTIVE))
                 .values(**values)
-            ).rowcount
+                .returning(Execution.cancel_requested_at, Execution.cancel_requested_by)
+            ).first()
             conn.commit()
         except SQLAlchemyError as exc:
             if self._broken_since is None:
@@ -231,13 +242,15 @@ class Lease:
                 )
             self.slot.discard()
             return
-        if active != 1:
+        if row is None:
             self._lost = (
                 f"execution of pipeline {self.pipeline!r} was marked final by another process "
                 f"(stale-run recovery); job stopped so that no other run can overlap it"
             )
             return
         self._renewed_at = time.monotonic()
+        if row.cancel_requested_at is not None and self.cancel_request is None:
+            self.cancel_request = CancelRequest(row.cancel_requested_at, row.cancel_requested_by or "someone")
 
 
 class Leases:

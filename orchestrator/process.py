@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -41,6 +41,13 @@ _JOB_NAME = re.compile(r"Running job with name '(?:[^':]*:)?(?P<pair>[^':]+-to-[
 # `<time> [<level>] <plugin> <message>`.
 _ID_FIELD = re.compile(r"\bstring_id=(?P<name>[\w.-]+)")
 _PLUGIN_LINE = re.compile(r"^\S+\s+\[\s*\w+\s*\]\s+(?P<name>\S+)\s")
+# Failures that the same command fails with again: a plugin that is not installed, settings a plugin refuses.
+# Retrying them only delays the alert, so the runner does not.
+_NOT_RETRYABLE = re.compile(
+    r"Cannot start plugin \S+: Executable .* could not be found|"
+    r"Config validation failed|ConfigValidationError|"
+    r"target-flx: error: (unknown setting|setting '|the settings? )"
+)
 # -P: the project folder (the child's cwd) must not shadow the installed `orchestrator` package.
 _SUPERVISOR = (sys.executable, "-P", "-m", "orchestrator.supervise")
 
@@ -53,6 +60,7 @@ class ProcessResult:
     duration_seconds: float
     log_tail: str
     error: str | None
+    not_retryable: str | None = None  # the line saying why a retry would fail the same way
 
 
 class ChildProcess:
@@ -68,6 +76,7 @@ class ChildProcess:
         kill_grace_seconds: float = 10.0,
         output: TextIO | None = None,
         tail_lines: int = 200,
+        on_line: Callable[[str], None] | None = None,
     ) -> None:
         self.argv = list(argv)
         self.env = dict(env)
@@ -76,6 +85,7 @@ class ChildProcess:
         self.kill_grace_seconds = kill_grace_seconds
         self.output = output if output is not None else sys.stdout
         self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._on_line = on_line  # every line, ANSI colours removed (the log store)
         self._cancel = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -140,13 +150,17 @@ class ChildProcess:
             duration_seconds=time.monotonic() - started,
             log_tail=tail,
             error=None if code == 0 and not timed_out and not cancelled else _error_lines(list(self._tail)),
+            not_retryable=None if code == 0 or timed_out or cancelled else _not_retryable(self._tail),
         )
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            self._tail.append(_ANSI.sub("", line))
+            plain = _ANSI.sub("", line)
+            self._tail.append(plain)
+            if self._on_line is not None:
+                self._on_line(plain)
             try:
                 self.output.write(line + "\n")
                 self.output.flush()
@@ -178,6 +192,10 @@ def _exited(proc: subprocess.Popen[bytes]) -> bool:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _not_retryable(tail: Iterable[str]) -> str | None:
+    return next((line.strip() for line in tail if _NOT_RETRYABLE.search(line)), None)
 
 
 def _plugin(line: str) -> str | None:

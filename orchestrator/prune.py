@@ -1,7 +1,7 @@
 """`flx db prune`: old detail goes, each run's summary stays.
 
-Events, log tails, quarantined raw lines and schedule ticks of runs that ended more than N days ago are
-what grows without bound; the execution rows (status, times, exit code, error), their stream loads and
+Events, logs and log tails, quarantined raw lines and schedule ticks of runs that ended more than N days
+ago are what grows without bound; the execution rows (status, times, exit code, error), their stream loads and
 validation results are small and are what history, the UI and the metrics read, so they are kept. Running
 executions are never touched.
 """
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 @dataclass(frozen=True)
 class Pruned:
     events: int
+    logs: int
     log_tails: int
     quarantined: int
     ticks: int
@@ -30,6 +31,7 @@ def prune(engine: Engine, schema: str, older_than_days: float, *, dry_run: bool 
     with_tail = "ended_at < :cutoff AND log_tail IS NOT NULL"
     statements = {
         "events": f"FROM {s}.execution_events WHERE execution_id IN ({old})",
+        "logs": f"FROM {s}.execution_logs WHERE execution_id IN ({old})",
         "log_tails": f"FROM {s}.executions WHERE {with_tail}",
         "quarantined": f"FROM {s}.quarantine WHERE created_at < :cutoff",
         "ticks": f"FROM {s}.schedule_ticks WHERE tick_at < :cutoff",

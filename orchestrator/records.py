@@ -11,19 +11,21 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
+from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline, PipelineStep, Plugin
 from orchestrator.config import PipelineSettings
 from orchestrator.dbretry import DatabaseRetry
 from orchestrator.proctree import host_identity
+from orchestrator.project_plugins import PluginInfo, block_plugin
 
 _NO_RETRY = DatabaseRetry(deadline_seconds=0)
 
@@ -32,8 +34,15 @@ class ConcurrencyError(RuntimeError):
     """Somebody else changed this execution first; our view of it is stale."""
 
 
-def sync_pipeline(engine: Engine, settings: PipelineSettings, retry: DatabaseRetry = _NO_RETRY) -> uuid.UUID:
-    """Upsert the pipeline row from settings, so history and schedules show the configuration that ran."""
+def sync_pipeline(
+    engine: Engine,
+    settings: PipelineSettings,
+    retry: DatabaseRetry = _NO_RETRY,
+    blocks: Sequence[str] = (),
+    plugins: Sequence[PluginInfo] = (),
+) -> uuid.UUID:
+    """Upsert the pipeline row from settings, so history and schedules show the configuration that ran;
+    with it the project's plugins and the pipeline's steps (its blocks, in order)."""
     values: dict[str, Any] = {
         "name": settings.name,
         "description": settings.description,
@@ -53,9 +62,57 @@ def sync_pipeline(engine: Engine, settings: PipelineSettings, retry: DatabaseRet
 
     def write(_retrying: bool) -> uuid.UUID:
         with engine.begin() as conn:
-            return conn.execute(upsert).scalar_one()
+            pipeline_id: uuid.UUID = conn.execute(upsert).scalar_one()
+            if plugins or blocks:
+                _sync_steps(conn, pipeline_id, blocks, _sync_plugins(conn, plugins))
+            return pipeline_id
 
     return retry.call(write, f"pipeline {settings.name!r}")
+
+
+def _sync_plugins(conn: Connection, plugins: Sequence[PluginInfo]) -> dict[str, uuid.UUID]:
+    """Upsert the project's plugins (a row changes only when the plugin did); ids by name."""
+    if plugins:
+        rows = [plugin.row() for plugin in plugins]
+        insert = pg_insert(Plugin).values(rows)
+        changing = ("namespace", "variant", "pip_url", "config")
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[Plugin.type, Plugin.name],
+                set_={k: insert.excluded[k] for k in changing} | {"updated_at": func.now()},
+                where=tuple_(*(getattr(Plugin, k) for k in changing)).is_distinct_from(
+                    tuple_(*(insert.excluded[k] for k in changing))
+                ),
+            )
+        )
+    names = [plugin.name for plugin in plugins]
+    found = conn.execute(select(Plugin.name, Plugin.id).where(Plugin.name.in_(names))).all()
+    return {name: plugin_id for name, plugin_id in found}
+
+
+def _sync_steps(
+    conn: Connection, pipeline_id: uuid.UUID, blocks: Sequence[str], plugin_ids: dict[str, uuid.UUID]
+) -> None:
+    """The pipeline's blocks as its steps, rewritten only when they changed."""
+    wanted = [
+        (position, block, plugin_ids.get(block_plugin(block))) for position, block in enumerate(blocks, 1)
+    ]
+    have = conn.execute(
+        select(PipelineStep.position, PipelineStep.block, PipelineStep.plugin_id)
+        .where(PipelineStep.pipeline_id == pipeline_id)
+        .order_by(PipelineStep.position)
+    ).all()
+    if [tuple(row) for row in have] == wanted:
+        return
+    conn.execute(delete(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id))
+    if wanted:
+        conn.execute(
+            insert(PipelineStep),
+            [
+                {"pipeline_id": pipeline_id, "position": p, "block": b, "plugin_id": plugin}
+                for p, b, plugin in wanted
+            ],
+        )
 
 
 class ExecutionRecord:
@@ -67,11 +124,13 @@ class ExecutionRecord:
         execution_id: uuid.UUID,
         status: ExecutionStatus,
         retry: DatabaseRetry = _NO_RETRY,
+        number: int | None = None,
     ) -> None:
         self.engine = engine
         self.id = execution_id
         self.status = status
         self.retry = retry
+        self.number = number
 
     @classmethod
     def create(
@@ -121,7 +180,7 @@ class ExecutionRecord:
                     session.add(execution)
                     session.flush()
                     append_event(session, execution.id, "pending", {"trigger": trigger})
-                    return cls(engine, execution.id, ExecutionStatus.PENDING, retry)
+                    return cls(engine, execution.id, ExecutionStatus.PENDING, retry, number)
             except IntegrityError:
                 continue
         raise ConcurrencyError("could not number a new execution: too many concurrent starts")

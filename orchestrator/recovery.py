@@ -87,6 +87,28 @@ def _age_seconds() -> ColumnElement[Any]:
     return func.extract("epoch", func.now() - func.coalesce(Execution.heartbeat_at, Execution.created_at))
 
 
+def wait_for_dead_local_runner(engine: Engine, pipeline: str, runner_gone_after_seconds: float) -> float:
+    """Seconds until an active run of `pipeline` whose runner died on this machine can be buried (0: none).
+
+    Such a run is buried only once its heartbeat is `runner_gone_after_seconds` old (a runner in another
+    container of this machine is invisible to us but keeps heartbeating); a run started right after a
+    runner was killed waits that out instead of being refused.
+    """
+    here = host_identity()
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Execution.pid, _age_seconds())
+            .join(Pipeline, Pipeline.id == Execution.pipeline_id)
+            .where(Pipeline.name == pipeline, Execution.status.in_(_ACTIVE), Execution.process_host == here)
+        ).all()
+    waits = [
+        runner_gone_after_seconds - float(age)
+        for pid, age in rows
+        if pid not in (None, os.getpid()) and not pid_alive(pid)
+    ]
+    return max([0.0, *waits])
+
+
 def recover_stale(
     engine: Engine,
     stale_after_seconds: float,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shlex
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -32,9 +34,10 @@ from orchestrator.config import FlxSettings, PipelineSettings
 from orchestrator.dbretry import DatabaseRetry, DatabaseUnavailable, short_reason
 from orchestrator.lease import Lease, Leases, LeaseTiming
 from orchestrator.locks import PipelineBusy
+from orchestrator.logstore import Expiry, LogWriter
 from orchestrator.process import ChildProcess, ProcessResult
 from orchestrator.records import ConcurrencyError, ExecutionRecord, sync_pipeline
-from orchestrator.recovery import StaleExecution, buried_recently, recover_stale
+from orchestrator.recovery import StaleExecution, buried_recently, recover_stale, wait_for_dead_local_runner
 from orchestrator.validation.runner import ValidationRunner, oracle_source_alert
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,9 @@ class Runner:
         self._child: ChildProcess | None = None
         self._lease: Lease | None = None
         self._lease_lost: str | None = None
+        self._cancelled_by: str | None = None
+        self._logs: LogWriter | None = None
+        self._expiry = Expiry()
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -147,16 +153,24 @@ class Runner:
         # heartbeat stops). When flx has buried that run (here, or any other worker lately), we tell Meltano
         # so: --force. Overlap is still impossible: the pipeline lease below is ours.
         self._lease_lost = None
+        self._cancelled_by = None
+        self._expiry.maybe(self.engine, self.settings.log_retention_days)
         buried_now = any(dead.pipeline == pipeline.name for dead in self.recover())
         force = (
             force
             or buried_now
             or self.db_retry.call(lambda _: buried_recently(self.engine, pipeline.name), "a recent recovery")
         )
-        pipeline_id = sync_pipeline(self.engine, pipeline, self.db_retry)
+        pipeline_id = sync_pipeline(
+            self.engine,
+            pipeline,
+            self.db_retry,
+            self.settings.blocks_of(pipeline),
+            self.settings.plugin_details,
+        )
         lease = self.leases.lease(pipeline.name, pipeline.max_concurrent_executions)
         try:
-            self.db_retry.call(lambda _: lease.acquire(), f"the lease of {pipeline.name!r}")
+            force = self._acquire(lease) or force
         except PipelineBusy as exc:
             log.error("%s", exc)
             record = ExecutionRecord.create(self.engine, pipeline_id, trigger, retry=self.db_retry)
@@ -182,6 +196,26 @@ class Runner:
             lease.release()
             self._lease = None
 
+    def _acquire(self, lease: Lease) -> bool:
+        """Take the pipeline's lease; a holder whose runner just died here is waited out, then buried
+        (True: Meltano must be told with --force that its run is over)."""
+        try:
+            self.db_retry.call(lambda _: lease.acquire(), f"the lease of {lease.pipeline!r}")
+            return False
+        except PipelineBusy:
+            window = self.leases.timing.runner_gone_after_seconds
+            wait = wait_for_dead_local_runner(self.engine, lease.pipeline, window)
+            if not wait:
+                raise
+        log.info(
+            "%s: its last runner died on this machine; waiting %.1f s to take over", lease.pipeline, wait
+        )
+        if self._cancelled.wait(wait + 0.1):
+            raise PipelineBusy(f"pipeline {lease.pipeline!r}: cancelled while waiting for a dead run's lease")
+        buried = any(dead.pipeline == lease.pipeline for dead in self.recover())
+        self.db_retry.call(lambda _: lease.acquire(), f"the lease of {lease.pipeline!r}")
+        return buried
+
     def _run_locked(
         self,
         pipeline: PipelineSettings,
@@ -197,6 +231,32 @@ class Runner:
             self.engine, pipeline_id, trigger, lease.session_pid, retry=self.db_retry
         )
         lease.keep(record.id)
+        self._logs = LogWriter(self.engine, record.id)
+        try:
+            return self._attempts(
+                pipeline, pipeline_id, record, trigger, retries, timeout_seconds, output, force
+            )
+        finally:
+            self._logs.close()
+            self._logs = None
+
+    def _attempts(
+        self,
+        pipeline: PipelineSettings,
+        pipeline_id: uuid.UUID,
+        record: ExecutionRecord,
+        trigger: str,
+        retries: int,
+        timeout_seconds: float | None,
+        output: TextIO | None,
+        force: bool,
+    ) -> RunOutcome:
+        assert self._logs is not None
+        if pipeline.run_options:  # this run's own `meltano run` options, not the pipeline's settings
+            try:
+                record.event("meltano_options", {"options": list(pipeline.run_options)})
+            except RECORDING_FAILED as exc:
+                log.error("%s: could not record the run's meltano options: %s", pipeline.name, exc)
         started = datetime.now(UTC)
         attempt = 0
         result: ProcessResult | None = None
@@ -219,10 +279,20 @@ class Runner:
                 attempt -= 1
                 break
             log.info("%s: attempt %d of %d (execution %s)", pipeline.name, attempt, retries + 1, record.id)
-            result = self._attempt(pipeline, record, run_id, timeout_seconds, output, force)
+            argv = self.meltano_argv(pipeline, force)
+            self._logs.start_attempt(
+                attempt,
+                f"{pipeline.name} #{record.number or '?'} ({trigger}), attempt {attempt} of {retries + 1} on "
+                f"{socket.gethostname()}: meltano {shlex.join(argv[1:])}",
+            )
+            result = self._attempt(pipeline, record, run_id, argv, timeout_seconds, output)
+            self._logs.marker(_attempt_ended(result))
             if result.exit_code == 0 and not result.timed_out and not result.cancelled:
                 break
             if result.cancelled or self._cancelled.is_set() or self._lease_lost or attempt > retries:
+                break
+            if result.not_retryable:
+                self._not_retried(pipeline, record, result.not_retryable)
                 break
             delay = retry_delay(pipeline.retry_delay_seconds, attempt)
             try:
@@ -237,21 +307,36 @@ class Runner:
                 log.error("%s: not retrying: %s", pipeline.name, exc)
                 break
             log.warning("%s: attempt %d failed; retrying in %.1f s", pipeline.name, attempt, delay)
+            self._logs.marker(f"retrying in {delay:.1f} s")
             if self._wait(delay):
                 break
-        return self._finish(pipeline, pipeline_id, record, started, attempt, result)
+        outcome = self._finish(pipeline, pipeline_id, record, started, attempt, result)
+        self._logs.marker(f"{outcome.status.value} after {outcome.attempts} attempt(s)")
+        return outcome
+
+    def _not_retried(self, pipeline: PipelineSettings, record: ExecutionRecord, reason: str) -> None:
+        """A configuration error fails every attempt the same way: no retries, the alert goes out now."""
+        log.error("%s: not retrying: the same error would end every attempt: %s", pipeline.name, reason)
+        assert self._logs is not None
+        self._logs.marker("not retrying: a configuration error fails every attempt the same way")
+        try:
+            record.event("not_retried", {"reason": reason[-500:]})
+        except RECORDING_FAILED as exc:
+            log.error("%s: %s", pipeline.name, exc)
+
+    def meltano_argv(self, pipeline: PipelineSettings, force: bool) -> list[str]:
+        return [self.meltano_executable(), "run", *(["--force"] if force else []), *pipeline.meltano_args]
 
     def _attempt(
         self,
         pipeline: PipelineSettings,
         record: ExecutionRecord,
         run_id: uuid.UUID,
+        argv: list[str],
         timeout_seconds: float | None,
         output: TextIO | None,
-        force: bool,
     ) -> ProcessResult:
         env = {**os.environ, "FLX_EXECUTION_ID": str(record.id), "MELTANO_RUN_ID": str(run_id)}
-        argv = [self.meltano_executable(), "run", *(["--force"] if force else []), *pipeline.meltano_args]
         child = ChildProcess(
             argv,
             env=env,
@@ -259,6 +344,7 @@ class Runner:
             timeout_seconds=timeout_seconds,
             kill_grace_seconds=self.settings.kill_grace_seconds,
             output=output,
+            on_line=self._logs.line if self._logs is not None else None,
         )
         self._child = child
         if self._cancelled.is_set() or self._lease_lost:
@@ -285,8 +371,17 @@ class Runner:
         return False
 
     def _check_lease(self) -> None:
-        """A job whose lease is gone may be overlapped at any moment: stop it, and say why."""
+        """A job whose lease is gone may be overlapped at any moment: stop it, and say why. A cancel asked
+        for from elsewhere arrives with a lease renewal: stop the job too."""
         if self._lease is None or self._lease_lost:
+            return
+        request = self._lease.cancel_request
+        if request is not None and self._cancelled_by is None:
+            self._cancelled_by = request.by
+            log.warning("%s: cancel requested by %s; stopping the job", self._lease.pipeline, request.by)
+            if self._logs is not None:
+                self._logs.marker(f"cancel requested by {request.by}; stopping the job")
+            self.cancel()
             return
         reason = self._lease.lost()
         if reason:
@@ -313,13 +408,20 @@ class Runner:
             status = ExecutionStatus.TIMED_OUT
             error = f"timed out after {result.duration_seconds:.0f} s; process group killed\n{result.error}"
         elif result.cancelled or self._cancelled.is_set():
-            status, error = ExecutionStatus.CANCELLED, "cancelled by signal; process group stopped"
+            by = f"by {self._cancelled_by}" if self._cancelled_by else "by signal"
+            status, error = ExecutionStatus.CANCELLED, f"cancelled {by}; process group stopped"
         elif result.exit_code != 0:
             status, error = ExecutionStatus.FAILED, result.error
         else:
             status, error = self._validate(pipeline, record)
         if self._lease is not None:
             self._lease.stop_renewing()
+            request = self._lease.cancel_request
+            if request is not None and status is ExecutionStatus.CANCELLED:
+                try:
+                    record.event("cancel_requested", {"by": request.by, "at": request.at.isoformat()})
+                except RECORDING_FAILED as exc:
+                    log.error("%s: could not record who cancelled it: %s", pipeline.name, exc)
         ended = datetime.now(UTC)
         try:
             record.transition(
@@ -421,6 +523,16 @@ class Runner:
             return found
         beside = Path(sys.executable).with_name("meltano")
         return str(beside) if beside.exists() else configured
+
+
+def _attempt_ended(result: ProcessResult) -> str:
+    if result.timed_out:
+        how = "timed out"
+    elif result.cancelled:
+        how = "was cancelled"
+    else:
+        how = f"exited {result.exit_code}"
+    return f"meltano run {how} after {result.duration_seconds:.1f} s"
 
 
 class RunnerFactory:

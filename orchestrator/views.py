@@ -125,6 +125,7 @@ def detail_view(detail: ExecutionDetail, width: int | None = None) -> Group:
         ("meltano run id", str(detail.run_id or "-")),
         ("runner", f"pid {detail.pid} on {detail.hostname}"),
         ("error", row.error or "-"),
+        ("log", f"flx logs {row.pipeline}#{row.execution_number}"),
     ):
         facts.add_row(label, value)
 

@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "alerts",
     "quarantine",
     "schedule_ticks",
+    "execution_logs",
     "alembic_version",
 }
 

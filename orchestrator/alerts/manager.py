@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from apprise import NotifyType
@@ -41,14 +41,20 @@ class AlertManager:
     `repeat_interval`; in between, repeats only refresh `last_message`.
 
     A channel that fails leaves `last_sent_at` untouched, so the next `notify` retries without waiting for
-    the repeat interval. With no URLs the log is the only channel.
+    the repeat interval. With no URLs the log is the only channel. A pipeline's own `alert_urls` are told
+    about its alerts besides the common ones (the team that owns a job, beside the on-call channel).
     """
 
     def __init__(
-        self, engine: Engine, urls: Sequence[str], repeat_interval: timedelta = timedelta(hours=4)
+        self,
+        engine: Engine,
+        urls: Sequence[str],
+        repeat_interval: timedelta = timedelta(hours=4),
+        pipeline_urls: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._engine = engine
         self._channels = Channels(urls)
+        self._own = {name: Channels(own) for name, own in (pipeline_urls or {}).items() if own}
         self._repeat_interval = repeat_interval
 
     @property
@@ -102,7 +108,7 @@ class AlertManager:
                 )
                 return False
             log.log(_LEVELS[event.severity], "Alert %s: %s", event.fingerprint, title)
-            delivered = self._deliver(title, body, notify_type_of(event.severity))
+            delivered = self._deliver(event.pipeline, title, body, notify_type_of(event.severity))
             if delivered:
                 alert.last_sent_at = func.now()
                 alert.send_count = Alert.send_count + 1
@@ -127,10 +133,12 @@ class AlertManager:
                 if announced:
                     previous = one_line((alert.last_message or "").split("\n", 1)[0])
                     body = f"Resolved: {previous}\npipeline: {pipeline}"
-                    self._deliver(title, body, NotifyType.SUCCESS)
+                    self._deliver(pipeline, title, body, NotifyType.SUCCESS)
             return len(alerts)
 
-    def _deliver(self, title: str, body: str, notify_type: NotifyType) -> bool:
-        if not len(self._channels):
+    def _deliver(self, pipeline: str, title: str, body: str, notify_type: NotifyType) -> bool:
+        groups = [channels for channels in (self._channels, self._own.get(pipeline)) if channels]
+        if not groups:
             return True  # log-only: the log line above was the announcement
-        return self._channels.send(title, body, notify_type)
+        delivered = [channels.send(title, body, notify_type) for channels in groups]
+        return any(delivered)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
 
 import oracledb
 
@@ -112,18 +111,6 @@ class OracleConnectionManager:
             row = cursor.fetchone()
         assert row is not None
         return int(row[0])
-
-    def fetch(
-        self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
-    ) -> Iterator[tuple[Any, ...]]:
-        """Stream rows, `arraysize` per round trip; the connection is held until the iterator finishes
-        or is closed."""
-        with self.connection() as conn, conn.cursor() as cursor:
-            cursor.arraysize = self.settings.arraysize
-            cursor.prefetchrows = self.settings.arraysize
-            cursor.execute(query.strip().rstrip(";"), params if params is not None else [])
-            while rows := cursor.fetchmany():
-                yield from rows
 
 
 def _close_pool(pool: oracledb.ConnectionPool) -> None:

@@ -27,8 +27,8 @@ def check_settings(settings: OracleSourceSettings) -> None:
             raise OracleConfigError(f"{where}: missing {names} (and no wallet)")
     if settings.pool_min < 0 or settings.pool_max < max(1, settings.pool_min) or settings.pool_increment < 0:
         raise OracleConfigError(f"{where}: pool sizes need 0 <= pool_min <= pool_max, pool_max >= 1")
-    if settings.arraysize < 1 or settings.call_timeout_ms < 0:
-        raise OracleConfigError(f"{where}: arraysize must be >= 1 and call_timeout_ms >= 0")
+    if settings.call_timeout_ms < 0:
+        raise OracleConfigError(f"{where}: call_timeout_ms must be >= 0")
 
 
 def pool_params(settings: OracleSourceSettings) -> oracledb.PoolParams:

@@ -34,4 +34,3 @@ class OracleSourceSettings(BaseModel):
     tcp_connect_timeout: float = 10.0
     connect_timeout: float = 30.0
     call_timeout_ms: int = 300_000
-    arraysize: int = 5_000

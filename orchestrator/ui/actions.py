@@ -1,5 +1,5 @@
-"""The UI's two actions: "run now" starts `flx run` (the same runner as the command line), "cancel" asks a
-run's own `flx run` process to stop, as Ctrl-C would.
+"""The UI's two actions: "run now" starts `flx run` (the same runner as the command line), "cancel" writes a
+cancel request that the run's runner acts on, wherever it runs.
 
 Both are off unless `flx ui --actions`, and need the token (see `orchestrator.ui.auth`).
 """
@@ -7,15 +7,17 @@ Both are off unless `flx ui --actions`, and need the token (see `orchestrator.ui
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Connection, Table, func, select, update
+
+from flx_core.models import Execution
 from orchestrator.config import FlxSettings
 
 ACTIVE = ("pending", "running", "retrying")
@@ -58,42 +60,22 @@ def run_now(settings: FlxSettings | None, pipeline: str) -> Started:
     return Started(process, output)
 
 
-def cancel(status: str, hostname: str | None, pid: int | None, pipeline: str) -> str:
-    """SIGTERM the `flx run` process of an active run on this machine; what was done, for the page."""
+def cancel(conn: Connection, execution_id: uuid.UUID, by: str) -> None:
+    """Write a cancel request on an active run; its runner, on whatever machine, reads it with its next
+    heartbeat, stops the job and records `cancelled` (as `flx cancel` does)."""
+    E = Execution.__table__
+    assert isinstance(E, Table)
+    status = conn.scalar(select(E.c.status).where(E.c.id == execution_id))
     if status not in ACTIVE:
-        raise ActionRefused(f"this run is {status.replace('_', ' ')}: there is nothing to cancel")
-    here = socket.gethostname()
-    if hostname != here or pid is None:
-        raise ActionRefused(
-            f"this run's flx process is on {hostname or 'an unknown host'}, not on {here}: cancel it there "
-            "(flx ui on that machine, or SIGTERM its flx run process)"
+        raise ActionRefused(f"this run is {str(status).replace('_', ' ')}: there is nothing to cancel")
+    changed = conn.execute(
+        update(E)
+        .where(E.c.id == execution_id, E.c.status.in_(ACTIVE))
+        .values(
+            cancel_requested_at=func.coalesce(E.c.cancel_requested_at, func.now()),
+            cancel_requested_by=func.coalesce(E.c.cancel_requested_by, by),
         )
-    argv = _cmdline(pid)
-    if argv is None:
-        raise ActionRefused(
-            f"its flx process {pid} is not running on {here} (the next flx start records that)"
-        )
-    if not _is_flx_run(argv, pipeline):
-        what = "flx serve or flx worker" if {"serve", "worker"} & set(argv) else "another program"
-        raise ActionRefused(
-            f"process {pid} on {here} is {what}, not a `flx run {pipeline}`: stopping it would stop "
-            "more than this run"
-        )
-    os.kill(pid, signal.SIGTERM)
-    return f"sent SIGTERM to flx run (pid {pid}); the run stops its job and records `cancelled`"
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
-
-
-def _is_flx_run(argv: list[str], pipeline: str) -> bool:
-    flx = any(Path(part).name == "flx" or part == "orchestrator.cli" for part in argv[:3])
-    if not flx or "run" not in argv:
-        return False
-    rest = argv[argv.index("run") + 1 :]
-    return " ".join(a for a in rest if not a.startswith("-")).startswith(pipeline)
+    ).rowcount
+    conn.commit()
+    if changed != 1:
+        raise ActionRefused("this run ended meanwhile: there is nothing to cancel")

@@ -8,6 +8,7 @@ message is masked wherever it shows up.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -48,7 +49,7 @@ CHART_DAYS = (7, 30, 90, 365)
 NOTICES = {
     "started": "Started: this run was started from flx ui.",
     "starting": "Started flx run; its execution is not recorded yet: it shows up here in a moment.",
-    "cancel-sent": "Cancel sent: the run stops its job and records that it was cancelled.",
+    "cancel-sent": "Cancel requested: its runner stops the job at its next heartbeat, and records it.",
 }
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -374,14 +375,19 @@ class Ui:
         if (refused := self._refuse(request)) is not None:
             return refused
         execution_id: uuid.UUID = request.path_params["execution_id"]
-        found = await run_in_threadpool(self.read, lambda conn: queries.active_run(conn, execution_id))
-        if found is None:
-            return self.problem(request, 404, "No such run", f"No execution {execution_id}.")
+        by = f"flx ui on {socket.gethostname()} ({request.client.host if request.client else 'unknown'})"
         try:
-            actions.cancel(*found)
+            await run_in_threadpool(self.read, lambda conn: actions.cancel(conn, execution_id, by))
         except actions.ActionRefused as exc:
             return self.problem(request, 409, "Cannot cancel", str(exc))
         return RedirectResponse(f"/runs/{execution_id}?notice=cancel-sent", status_code=303)
+
+    async def full_log(self, request: Request) -> Response:
+        """The complete log as plain text, secrets hidden like on the pages."""
+        execution_id: uuid.UUID = request.path_params["execution_id"]
+        found = await run_in_threadpool(self.read, lambda conn: queries.run_log(conn, execution_id, None))
+        body = self.redact("\n".join(found.lines) + "\n") if found.lines else ""
+        return Response(body, media_type="text/plain; charset=utf-8")
 
 
 _WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -473,6 +479,7 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/runs", ui.runs, name="runs"),
         Route("/runs/{execution_id:uuid}", ui.run, name="run"),
         Route("/runs/{execution_id:uuid}/cancel", ui.cancel, methods=["POST"], name="cancel"),
+        Route("/runs/{execution_id:uuid}/log", ui.full_log, name="log"),
         Route("/pipelines/{name:path}/run", ui.run_now, methods=["POST"], name="run_now"),
         Route("/charts", ui.charts, name="charts"),
         Route("/alerts", ui.alerts, name="alerts"),

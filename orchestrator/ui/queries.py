@@ -22,12 +22,20 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     true,
     tuple_,
 )
 
-from flx_core.models import Alert, Execution, ExecutionEvent, Pipeline, StreamLoad, ValidationResult
+from flx_core.models import (
+    Alert,
+    Execution,
+    ExecutionEvent,
+    ExecutionLog,
+    Pipeline,
+    StreamLoad,
+    ValidationResult,
+)
+from orchestrator.logchunks import Chunk, lines_after
 
 E = Execution.__table__
 P = Pipeline.__table__
@@ -407,7 +415,7 @@ class RunDetail:
     loads: list[LoadRow]
     checks: list[CheckRow]
     alerts: list[AlertRow]
-    log: LogLines | None
+    log: LogLines
     previous: uuid.UUID | None
     next: uuid.UUID | None
 
@@ -521,50 +529,18 @@ def run_detail(conn: Connection, execution_id: uuid.UUID, now: datetime) -> RunD
     )
 
 
-_LOG_TABLES = ("execution_logs", "execution_log", "logs")
-_LOG_TEXT = ("line", "message", "text", "content")
-_LOG_ORDER = ("seq", "line_number", "lineno", "at", "created_at", "id")
-
-
-def log_table(conn: Connection) -> tuple[str, str, str] | None:
-    """(table, text column, order column) of a per-execution log table in the control schema, if any."""
-    schema = control_schema(conn)
+def run_log(conn: Connection, execution_id: uuid.UUID, limit: int | None = LOG_LINES) -> LogLines:
+    """The run's stored log (`orchestrator.logstore`): the last `limit` lines, or all of them."""
+    L = ExecutionLog.__table__
     rows = conn.execute(
-        text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = :schema AND table_name = ANY(:tables)"
-        ),
-        {"schema": schema, "tables": list(_LOG_TABLES)},
+        select(L.c.attempt, L.c.first_line, L.c.line_count, L.c.data)
+        .where(L.c.execution_id == execution_id)
+        .order_by(L.c.first_line)
     ).all()
-    columns: dict[str, set[str]] = {}
-    for table, column in rows:
-        columns.setdefault(table, set()).add(column)
-    for table in _LOG_TABLES:
-        have = columns.get(table, set())
-        if "execution_id" not in have:
-            continue
-        line = next((c for c in _LOG_TEXT if c in have), None)
-        order = next((c for c in _LOG_ORDER if c in have), None)
-        if line and order:
-            return table, line, order
-    return None
-
-
-def run_log(conn: Connection, execution_id: uuid.UUID) -> LogLines | None:
-    found = log_table(conn)
-    if found is None:
-        return None
-    table, line, order = (name.replace('"', '""') for name in found)
-    schema = control_schema(conn).replace('"', '""')
-    rows = conn.execute(
-        text(
-            f'SELECT "{line}"::text FROM (SELECT "{line}", "{order}" FROM "{schema}"."{table}" '
-            f'WHERE execution_id = :id ORDER BY "{order}" DESC LIMIT :limit) last ORDER BY "{order}"'
-        ),
-        {"id": execution_id, "limit": LOG_LINES + 1},
-    ).all()
-    lines = [str(r[0]) for r in rows]
-    return LogLines(lines[-LOG_LINES:], len(lines) > LOG_LINES)
+    lines, _ = lines_after((Chunk(a, f, n, bytes(d)) for a, f, n, d in rows), 0)
+    if limit is None or len(lines) <= limit:
+        return LogLines(lines, False)
+    return LogLines(lines[-limit:], True)
 
 
 def pipeline_id(conn: Connection, name: str) -> uuid.UUID | None:
@@ -681,16 +657,6 @@ def alerts(conn: Connection, status: str | None, limit: int = 500) -> list[Alert
 
 def alert_counts(conn: Connection) -> dict[str, int]:
     return {str(s): int(n) for s, n in conn.execute(select(A.c.status, func.count()).group_by(A.c.status))}
-
-
-def active_run(conn: Connection, execution_id: uuid.UUID) -> tuple[str, str | None, int | None, str] | None:
-    """(status, hostname, runner pid, pipeline) of a run, for cancelling it."""
-    row = conn.execute(
-        select(E.c.status, E.c.hostname, E.c.pid, P.c.name)
-        .select_from(E.join(P, P.c.id == E.c.pipeline_id))
-        .where(E.c.id == execution_id)
-    ).one_or_none()
-    return (row[0], row[1], row[2], row[3]) if row else None
 
 
 def newest_run_since(conn: Connection, pipeline: str, since: datetime) -> uuid.UUID | None:

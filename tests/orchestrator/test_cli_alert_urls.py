@@ -113,3 +113,23 @@ def test_a_url_apprise_does_not_know_says_where(project: MeltanoProject) -> None
     assert channel_line(project.flx("check").stdout) == (
         "✗ alert channels: alert_urls #1 (slakc://…) is not a URL apprise supports"
     )
+
+
+def test_a_pipelines_own_alert_urls_hear_its_alerts_beside_the_common_ones(
+    project: MeltanoProject, hook: Webhook
+) -> None:
+    project.configure(
+        alert_urls=[f"{hook.url}/common"],
+        pipelines={"fail-job": {"alert_urls": [f"{hook.url}/team"]}},
+    )
+    assert project.flx("run", "fail-job").returncode == 1
+    assert project.flx("run", "hang-job", "--timeout", "2").returncode == 124
+    by_path = {
+        path: [str(body.get("title")) for p, body in zip(hook.paths, hook.received, strict=True) if p == path]
+        for path in set(hook.paths)
+    }
+    assert by_path["/hook/team"] == ["[flx] fail-job failed (exit 1) after 1 attempt(s)"]
+    assert by_path["/hook/common"] == [
+        "[flx] fail-job failed (exit 1) after 1 attempt(s)",
+        "[flx] hang-job timed out after 1 attempt(s)",
+    ]

@@ -125,7 +125,9 @@ def test_usage_mistakes_are_one_line_with_where_to_look(project: MeltanoProject)
     unknown = project.flx("show", "ok-job#7")
     assert unknown.returncode == 2
     # (A fresh control schema is created first, and says so.)
-    assert unknown.stderr.strip().splitlines()[-1] == "flx show: no execution matches 'ok-job#7'"
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "flx show: no execution matches 'ok-job#7' (give an id, pipeline#number or a pipeline's name)"
+    )
 
 
 def test_check_examines_schedules_validations_jobs_and_their_plugins(project: MeltanoProject) -> None:

@@ -1,4 +1,4 @@
-"""`flx db prune --older-than DAYS`: old runs lose their events and log tails, keep their summaries."""
+"""`flx db prune --older-than DAYS`: old runs lose their events, logs and log tails, keep their summaries."""
 
 from __future__ import annotations
 
@@ -30,18 +30,19 @@ def test_prune_keeps_summaries_and_recent_runs(tmp_path: Path, database_url: URL
 
     dry = project.flx("db", "prune", "--older-than", "30", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert f"would delete {events[1]:,} events, 1 log tails" in dry.stdout.replace("\n", " ")
+    assert f"would delete {events[1]:,} events, 1 log chunks, 1 log tails" in dry.stdout.replace("\n", " ")
 
     done = project.flx("db", "prune", "--older-than", "30")
     assert done.returncode == 0, done.stderr
     with engine.begin() as conn:
         rows = conn.execute(
             text(
-                f"SELECT execution_number, status, log_tail IS NULL, {count}"
+                f"SELECT execution_number, status, log_tail IS NULL, {count},"
+                f" (SELECT count(*) FROM {c}.execution_logs l WHERE l.execution_id = x.id)"
                 f" FROM {c}.executions x ORDER BY execution_number"
             )
         ).all()
-    assert [tuple(r) for r in rows] == [(1, "succeeded", True, 0), (2, "succeeded", False, events[2])]
+    assert [tuple(r) for r in rows] == [(1, "succeeded", True, 0, 0), (2, "succeeded", False, events[2], 1)]
     engine.dispose()
 
     refused = project.flx("db", "prune", "--older-than", "0")

@@ -146,3 +146,71 @@ def test_meltano_options_and_the_queue_do_not_mix(project: MeltanoProject) -> No
         "flx run: --retries, --timeout and meltano options apply to local runs; queued runs use the settings "
         "(see `flx run -h`)"
     )
+
+
+def test_a_configuration_error_is_not_retried(project: MeltanoProject, engine: Engine) -> None:
+    path = project.root / "meltano.yml"
+    document = yaml.safe_load(path.read_text())
+    loader = document["plugins"]["loaders"][0]
+    loader["config"]["defualt_target_schema"] = loader["config"].pop("default_target_schema")
+    document["plugins"]["loaders"].append(
+        {"name": "target-gone", "namespace": "target_gone", "executable": str(project.root / "missing")}
+    )
+    document["jobs"].append({"name": "gone-job", "tasks": ["tap-ok target-gone"]})
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    retried = {"retries": 3, "retry_delay_seconds": 60}
+    project.configure(pipelines={"ok-job": retried, "gone-job": retried})
+
+    for job, reason in (
+        ("ok-job", "target-flx: error: unknown setting 'defualt_target_schema'"),
+        ("gone-job", "Cannot start plugin target-gone: Executable"),
+    ):
+        done = project.flx("run", job, timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"{job}: failed after 1 attempt(s)" in done.stderr
+        execution = executions(engine, job)[-1]
+        assert (execution.status, execution.attempt) == ("failed", 1)
+        kinds = [(kind, payload) for _, kind, payload in events(engine, execution.id)]
+        assert [kind for kind, _ in kinds] == ["pending", "running", "not_retried", "failed"]
+        assert reason in kinds[2][1]["reason"]
+        assert reason in (execution.error or "")
+
+
+def test_each_run_records_its_steps_and_the_projects_plugins(
+    project: MeltanoProject, engine: Engine, database_url: URL
+) -> None:
+    assert project.flx("run", "ok-job").returncode == 0
+    steps = f"""SELECT s.position, s.block, pl.name, pl.type FROM "{project.control}".pipeline_steps s
+        JOIN "{project.control}".pipelines p ON p.id = s.pipeline_id
+        LEFT JOIN "{project.control}".plugins pl ON pl.id = s.plugin_id WHERE p.name = :name
+        ORDER BY s.position"""
+    plugins = f'SELECT name, type, namespace, config, updated_at FROM "{project.control}".plugins'
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text(steps), {"name": "ok-job"})] == [
+            (1, "tap-ok", "tap-ok", "extractor"),
+            (2, "target-flx", "target-flx", "loader"),
+        ]
+        first = {row.name: row for row in conn.execute(text(plugins))}
+    assert {"tap-ok", "tap-argv", "target-flx", "flx"} <= set(first)
+    assert (first["flx"].type, first["target-flx"].namespace) == ("utility", "target_flx")
+    # the names of the configured settings, never their values (meltano.yml may hold secrets)
+    assert first["target-flx"].config == {
+        "settings": ["control_schema", "default_target_schema", "sqlalchemy_url"]
+    }
+    assert database_url.host not in json.dumps(first["target-flx"].config)
+
+    path = project.root / "meltano.yml"
+    document = yaml.safe_load(path.read_text())
+    job = next(j for j in document["jobs"] if j["name"] == "ok-job")
+    job["tasks"] = [["tap-ok target-flx"], "tap-argv target-flx"]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert project.flx("run", "ok-job").returncode == 0
+    with engine.connect() as conn:
+        assert [r[1] for r in conn.execute(text(steps), {"name": "ok-job"})] == [
+            "tap-ok",
+            "target-flx",
+            "tap-argv",
+            "target-flx",
+        ]
+        again = {row.name: row for row in conn.execute(text(plugins))}
+    assert {n: r.updated_at for n, r in again.items()} == {n: r.updated_at for n, r in first.items()}

@@ -290,8 +290,12 @@ def test_run_page_shows_timeline_streams_validations_and_log(tab: Tab, history: 
         "enough rows": ["min_rows", "passed", "5", ">= 5"],
         "ids unique": ["unique", "passed", "0", "0"],
     }
-    assert "Logs are not recorded in this control schema" in tab.page.locator("#log-missing").inner_text()
-    assert tab.page.locator("#log-tail").count() == 1
+    shown = tab.page.locator("#log").inner_text().splitlines()
+    assert shown[0].startswith("flx ▸ ok-job #1 (manual), attempt 1 of 1 on ")
+    assert any("target-flx" in line and "5 records in" in line for line in shown)
+    assert shown[-1] == "flx ▸ succeeded after 1 attempt(s)"
+    tab.page.click("#log-download")
+    assert tab.page.locator("body").inner_text().splitlines() == shown  # all of it: shorter than a page
     assert tab.problems == []
 
 
@@ -303,11 +307,13 @@ def test_failed_run_shows_its_error_and_alert_with_secrets_masked(
     assert "failed" in body
     assert "postgresql://loader:•••@db.example.com" in body
     assert "password=•••" in body
+    assert "login refused (password=•••)" in tab.page.locator("#log").inner_text()
     assert "leaky-job" in tab.page.locator("section:has(h2:has-text('Alerts'))").inner_text()
     for path in (
         "/",
         "/runs",
         f"/runs/{history.leaky.id}",
+        f"/runs/{history.leaky.id}/log",
         "/alerts",
         "/charts?pipeline=leaky-job",
         "/metrics",

@@ -21,6 +21,7 @@ from flx_core.migrate import ensure_schema
 from flx_core.models import Alert, Execution, Pipeline, StreamLoad
 from flx_core.settings import DatabaseSettings
 from orchestrator.cli_ui import ui
+from orchestrator.logstore import LogWriter
 from orchestrator.metrics import FlxCollector, start_metrics_server
 from orchestrator.ui import queries
 from orchestrator.ui.auth import Access, is_loopback
@@ -252,23 +253,24 @@ def test_start_metrics_server_serves_the_collector(control: Engine) -> None:
         stop()
 
 
-def test_a_log_table_in_the_control_schema_is_read(control: Engine, fresh_schema_name: str) -> None:
+def test_the_run_log_is_read_from_the_log_store(control: Engine) -> None:
     with control.connect() as conn:
         running = queries.runs(conn, queries.RunFilter(status="running"), None, None).rows[0]
         detail = queries.run_detail(conn, running.id, datetime.now(UTC))
-        assert detail is not None and detail.log is None  # no log table: the page says so
-    with control.begin() as conn:
-        conn.exec_driver_sql(
-            f'CREATE TABLE "{fresh_schema_name}".execution_logs (execution_id uuid, seq int, line text)'
-        )
-        conn.exec_driver_sql(
-            f'INSERT INTO "{fresh_schema_name}".execution_logs VALUES (%(id)s, 2, %(b)s), (%(id)s, 1, %(a)s)',
-            {"id": running.id, "a": "first line", "b": "second line"},
-        )
+        assert detail is not None and detail.log.lines == []  # nothing stored: the page says so
+    writer = LogWriter(control, running.id)
+    for n in range(queries.LOG_LINES + 10):
+        writer.line(f"line {n}")
+    writer.start_attempt(2, "second attempt")
+    writer.line("last line")
+    writer.close()
     with control.connect() as conn:
         detail = queries.run_detail(conn, running.id, datetime.now(UTC))
-    assert detail is not None and detail.log is not None
-    assert detail.log.lines == ["first line", "second line"] and not detail.log.truncated
+        everything = queries.run_log(conn, running.id, None)
+    assert detail is not None and detail.log.truncated
+    assert len(detail.log.lines) == queries.LOG_LINES
+    assert detail.log.lines[-2:] == ["flx ▸ second attempt", "last line"]
+    assert everything.lines[0] == "line 0" and len(everything.lines) == queries.LOG_LINES + 12
 
 
 def test_the_listening_socket_is_tcp_so_responses_are_not_delayed() -> None:
