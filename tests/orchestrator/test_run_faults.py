@@ -152,6 +152,32 @@ def test_sigkill_of_flx_run_ends_its_job_and_the_next_run_does_not_overlap(
     no_overlap(project)
 
 
+def test_a_run_started_right_after_its_runner_was_killed_takes_over(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    # heartbeats 2 s apart: the dead run's lease is surely still fresh when the next run starts
+    project = make_fault_project(tmp_path / "slow-beat", cluster.url, {"heartbeat_interval_seconds": 2})
+    settings = DatabaseSettings(sqlalchemy_url=cluster.url, control_schema=project.control)  # type: ignore[arg-type]
+    engine = make_engine(settings)
+    ensure_schema(engine, project.control)
+    project.tap_seconds(60)
+    runner = project.flx_background("first", "run", JOB)
+    try:
+        running_job(engine, project)
+        os.kill(runner.process.pid, signal.SIGKILL)
+        runner.process.wait(timeout=10)
+        project.tap_seconds(0.5)
+        again = project.flx("run", JOB)  # at once: the dead run's heartbeat is still fresh
+    finally:
+        finish(runner)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "its last runner died on this machine; waiting" in again.stderr
+    first, second = executions(engine, JOB)
+    assert (first.status, second.status) == ("failed", "succeeded")
+    no_overlap(project)
+    engine.dispose()
+
+
 def test_a_runner_killed_with_its_supervisor_has_its_leftovers_ended_by_the_next_start(
     project: FaultProject, engine: Engine
 ) -> None:
@@ -208,6 +234,11 @@ def test_a_server_restart_mid_run_lets_no_second_run_start_and_keeps_the_outcome
     found = executions(engine, JOB)
     assert [e.status for e in found] == ["succeeded", "skipped", "skipped"]
     assert len(project.tap_runs()) == 1, "only the first run's job ran"
+    # the run's log rode out the restart: every line the job printed is stored, in order
+    logged = project.flx("logs", str(found[0].id)).stdout.splitlines()
+    printed = [line for line in first.stdout_path.read_text().splitlines() if "] " in line]
+    assert printed and [line for line in logged if line in printed] == printed
+    assert logged[-1] == "flx ▸ succeeded after 1 attempt(s)"
 
 
 def test_a_worker_holding_a_job_rides_out_a_server_restart(
