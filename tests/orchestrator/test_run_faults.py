@@ -152,9 +152,7 @@ def test_sigkill_of_flx_run_ends_its_job_and_the_next_run_does_not_overlap(
     no_overlap(project)
 
 
-def test_a_run_started_right_after_its_runner_was_killed_takes_over(
-    tmp_path: Path, cluster: Cluster
-) -> None:
+def test_a_run_started_right_after_its_runner_was_killed_takes_over(tmp_path: Path, cluster: Cluster) -> None:
     # heartbeats 2 s apart: the dead run's lease is surely still fresh when the next run starts
     project = make_fault_project(tmp_path / "slow-beat", cluster.url, {"heartbeat_interval_seconds": 2})
     settings = DatabaseSettings(sqlalchemy_url=cluster.url, control_schema=project.control)  # type: ignore[arg-type]
