@@ -383,7 +383,7 @@ class LoadRun:
                 print_summary(self.streams.values(), time.monotonic() - self.started)
             finally:
                 try:
-                    self.catalog.close(cancel=lost)
+                    self.catalog.close(cancel=lost or cancelled)
                 finally:
                     self.loop.close()
 

@@ -93,16 +93,18 @@ class Catalog:
             for request in requests + self._waiting:  # cancelled (see `close`): nobody waits any more
                 request.answer.cancel()
 
-    def close(self, *, cancel: bool) -> None:
+    def close(self, *, cancel: bool, wait_seconds: float = 10.0) -> None:
         """Before the pool closes: let the preparations under way finish (a SCHEMA's table is made as it
-        would have been), or with `cancel` (the connection is lost) stop them."""
+        would have been) for up to `wait_seconds` (a DDL may wait for a lock), then stop them; with
+        `cancel` (a lost connection, a cancelled run) stop them at once."""
 
         async def settle() -> None:
             task = self._task
             if task is None:
                 return
-            if cancel:
-                task.cancel()
+            if not cancel and (await asyncio.wait({task}, timeout=wait_seconds))[0]:
+                return
+            task.cancel()
             with contextlib.suppress(BaseException):
                 await task
 

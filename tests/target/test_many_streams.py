@@ -138,3 +138,31 @@ def test_state_after_many_streams_goes_out_only_once_they_are_committed(
     assert seen == sorted(set(seen)) and seen[-1] == len(STREAMS)
     rows = query(f'SELECT id, v FROM "{target_schema}"."{STREAMS[-1]}" ORDER BY id')
     assert rows == [(i, f"a{i}") for i in range(5)] + [(i, f"b{i}") for i in range(5, 25)]
+
+
+def test_differently_shaped_tables_each_have_a_stage_emptied_for_every_batch(
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
+) -> None:
+    """Beyond the first layouts, a stage is emptied before each batch rather than at every commit: keys
+    repeated across a stream's batches (each batch merged through the same stage) still leave exactly
+    the last record of each key."""
+    extra = [
+        {},
+        {"n": {"type": "integer"}},
+        {"d": {"type": "string", "format": "date"}},
+        {"f": {"type": "number"}},
+    ]
+    names = [f"shape{i}" for i in range(len(extra))]
+
+    def run(value: str) -> Any:
+        messages: list[dict[str, Any]] = []
+        for name, more in zip(names, extra, strict=True):
+            messages.append(schema_msg(name, {**PROPS, **more}, ["id"]))
+            messages += [record(name, {"id": i % 5, "v": f"{value}{i}"}) for i in range(12)]
+        return load(singer(*messages, state("end")), batch_size_rows=3)
+
+    run("a")
+    run("b")
+    for name in names:
+        rows = query(f'SELECT id, v FROM "{target_schema}"."{name}" ORDER BY id')
+        assert rows == [(i, f"b{i + 10 if i < 2 else i + 5}") for i in range(5)], name
