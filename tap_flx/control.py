@@ -73,9 +73,12 @@ class ControlTableStream(Stream):
             if self.ABORT_AT_RECORD_COUNT is not None:
                 query = query.limit(self.ABORT_AT_RECORD_COUNT + 1)
             result = connection.execution_options(stream_results=True, yield_per=batch).execute(query)
-            names = tuple(result.keys())
-            for row in result:
-                yield dict(zip(names, row, strict=True))
+            try:
+                names = tuple(result.keys())
+                for row in result:
+                    yield dict(zip(names, row, strict=True))
+            finally:  # the SDK may stop reading early (a record limit): the server-side cursor closes now
+                result.close()
 
 
 def _normalise_bookmark(state: dict[str, Any]) -> None:

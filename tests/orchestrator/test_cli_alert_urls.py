@@ -4,23 +4,14 @@ URLs, and a `$VARIABLE` that was never set. The real `flx` and `meltano` command
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import BIN, MeltanoProject, make_project
+from tests.orchestrator.meltano_project import BIN, MeltanoProject
 from tests.orchestrator.webhook import Webhook, webhook_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    schema = f"cli_{uuid.uuid4().hex[:8]}"
-    return make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
 
 
 @pytest.fixture

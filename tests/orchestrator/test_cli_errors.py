@@ -5,21 +5,14 @@ thing it examines on a ✓/✗ line and never crashes."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import MeltanoProject, make_project
+from tests.orchestrator.meltano_project import MeltanoProject
 from tests.orchestrator.webhook import closed_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    schema = f"cli_{uuid.uuid4().hex[:8]}"
-    return make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
 
 
 def only_line(text: str) -> str:

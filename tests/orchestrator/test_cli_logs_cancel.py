@@ -14,23 +14,16 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import MeltanoProject, events, executions, make_project
+from tests.orchestrator.meltano_project import MeltanoProject, events, executions
 
 pytestmark = pytest.mark.slow
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    url = database_url.render_as_string(hide_password=False)
-    return make_project(tmp_path / "project", url, f"lg_{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ import signal
 import socket
 import time
 import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import make_project
+from tests.orchestrator.meltano_project import MeltanoProject
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +21,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_worker_serves_metrics_of_the_runs_made(tmp_path: Path, database_url: URL) -> None:
-    schema = f"cli_{uuid.uuid4().hex[:8]}"
-    project = make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
+def test_worker_serves_metrics_of_the_runs_made(project: MeltanoProject) -> None:
     assert project.flx("run", "ok-job").returncode == 0
     port = _free_port()
     worker = project.flx_background("worker", "--metrics-port", str(port))

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import make_project
+from tests.orchestrator.meltano_project import MeltanoProject
 
 pytestmark = pytest.mark.slow
 
 
-def test_prune_keeps_summaries_and_recent_runs(tmp_path: Path, database_url: URL) -> None:
-    schema = f"cli_{uuid.uuid4().hex[:8]}"
-    project = make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
+def test_prune_keeps_summaries_and_recent_runs(project: MeltanoProject, database_url: URL) -> None:
     assert project.flx("run", "ok-job").returncode == 0
     assert project.flx("run", "ok-job").returncode == 0
     engine = project.engine(database_url)

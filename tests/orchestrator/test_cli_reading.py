@@ -9,23 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import BIN, MeltanoProject, make_project
+from tests.orchestrator.meltano_project import BIN, MeltanoProject
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    schema = f"cli_{uuid.uuid4().hex[:8]}"
-    return make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
 
 
 def test_history_and_show_fit_80_columns_one_line_per_row(project: MeltanoProject) -> None:

@@ -15,15 +15,9 @@ import pytest
 import yaml
 from sqlalchemy.engine import URL
 
-from tests.orchestrator.meltano_project import BIN, MeltanoProject, make_project
+from tests.orchestrator.meltano_project import BIN, MeltanoProject
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    schema = f"cli_{uuid.uuid4().hex[:8]}"
-    return make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
 
 
 def edit(project: MeltanoProject, **settings: Any) -> None:

@@ -48,6 +48,7 @@ def test_a_job_ends_within_the_grace_period_when_its_runner_is_killed() -> None:
     assert len(group_members(pgid) or []) >= 3
     process.kill()
     process.wait()
+    process.stdout.close()
     killed = time.monotonic()
     while group_members(pgid) and time.monotonic() - killed < 10:
         time.sleep(0.05)

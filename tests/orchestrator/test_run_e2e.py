@@ -8,9 +8,7 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -18,16 +16,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from flx_core.models import Execution, StreamLoad, ValidationResult
-from tests.orchestrator.meltano_project import MeltanoProject, events, executions, make_project
+from tests.orchestrator.meltano_project import MeltanoProject, events, executions
 from tests.orchestrator.webhook import Webhook, webhook_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    schema = f"e2e_{uuid.uuid4().hex[:8]}"
-    return make_project(tmp_path / "project", database_url.render_as_string(hide_password=False), schema)
 
 
 @pytest.fixture

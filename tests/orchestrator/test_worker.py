@@ -7,9 +7,7 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -17,17 +15,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from flx_core.models import Execution
-from tests.orchestrator.meltano_project import MeltanoProject, events, executions, make_project
+from tests.orchestrator.meltano_project import MeltanoProject, events, executions
 
 pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def project(tmp_path: Path, database_url: URL) -> MeltanoProject:
-    url = database_url.render_as_string(hide_password=False)
-    return make_project(tmp_path / "project", url, f"worker_{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
