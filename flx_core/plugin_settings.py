@@ -1,4 +1,4 @@
-"""The JSON Schema of `flx_core.settings.DatabaseSettings` for the plugins' `--about` and config validation.
+"""A plugin's settings schema: the shared `DatabaseSettings`, then the plugin's own settings model.
 
 One definition for target-flx, tap-flx and the flx utility, so the three plugins document the same names
 the same way; only the default `application_name` differs (each shows up under its own name in
@@ -7,67 +7,19 @@ pg_stat_activity).
 
 from __future__ import annotations
 
+from typing import Any
+
 from singer_sdk import typing as th
 
+from flx_core.setting_schema import properties_list
+from flx_core.settings import DatabaseSettings
 
-def database_settings_schema(application_name: str) -> th.PropertiesList:
-    """The JSON Schema of `DatabaseSettings`, as a singer-sdk properties list."""
-    return th.PropertiesList(
-        th.Property(
-            "host",
-            th.StringType,
-            description="PostgreSQL host. Leave host and sqlalchemy_url unset "
-            "to use the embedded PostgreSQL (data in .flx/pgdata of the Meltano project).",
-        ),
-        th.Property("port", th.IntegerType, default=5432, description="PostgreSQL port."),
-        th.Property("user", th.StringType, description="User name."),
-        th.Property("password", th.StringType, secret=True, description="Password."),
-        th.Property("database", th.StringType, description="Database name."),
-        th.Property(
-            "sqlalchemy_url",
-            th.StringType,
-            secret=True,
-            description="postgresql:// or postgresql+<driver>:// URL; overrides host, port, user, "
-            "password and database.",
-        ),
-        th.Property("ssl_enable", th.BooleanType, default=False, description="Connect with TLS."),
-        th.Property(
-            "ssl_mode",
-            th.StringType,
-            default="verify-full",
-            allowed_values=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
-            description="libpq sslmode when ssl_enable is true.",
-        ),
-        th.Property(
-            "ssl_certificate_authority",
-            th.StringType,
-            description="CA certificate: PEM text or a file path.",
-        ),
-        th.Property(
-            "ssl_client_certificate_enable",
-            th.BooleanType,
-            default=False,
-            description="Authenticate with a client certificate.",
-        ),
-        th.Property(
-            "ssl_client_certificate", th.StringType, description="Client certificate: PEM text or path."
-        ),
-        th.Property(
-            "ssl_client_private_key",
-            th.StringType,
-            secret=True,
-            description="Client private key: PEM text or path.",
-        ),
-        th.Property(
-            "control_schema",
-            th.StringType,
-            default="flx",
-            description="Schema of flx's history tables (executions, stream_loads, …).",
-        ),
-        th.Property(
-            "application_name",
-            th.StringType,
-            default=application_name,
-            description="Shown in pg_stat_activity.",
-        ),
-    )
+
+def plugin_settings(application_name: str, own: type[Any]) -> th.PropertiesList:
+    """The database settings, then `own`'s documented fields, as a singer-sdk properties list."""
+    return properties_list(DatabaseSettings, own, defaults={"application_name": application_name})
+
+
+def plugin_config_jsonschema(application_name: str, own: type[Any]) -> dict[str, Any]:
+    """`plugin_settings` as the JSON Schema a singer-sdk plugin's `config_jsonschema` holds."""
+    return plugin_settings(application_name, own).to_dict()

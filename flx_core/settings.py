@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL or an engine is made: target-flx needs neither
     from sqlalchemy.engine import URL
@@ -34,20 +34,41 @@ class DatabaseSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    host: str | None = None
-    port: int = 5432
-    user: str | None = None
-    password: SecretStr | None = None
-    database: str | None = None
-    sqlalchemy_url: SecretStr | None = None
-    ssl_enable: bool = False
-    ssl_mode: SslMode = "verify-full"
-    ssl_certificate_authority: str | None = None
-    ssl_client_certificate_enable: bool = False
-    ssl_client_certificate: str | None = None
-    ssl_client_private_key: SecretStr | None = None
-    control_schema: str = "flx"
-    application_name: str = "flx"
+    # Each plugin's settings schema is generated from these fields (`flx_core.setting_schema`); a
+    # `SecretStr` is a secret setting.
+    host: str | None = Field(
+        default=None,
+        description="PostgreSQL host. Leave host and sqlalchemy_url unset "
+        "to use the embedded PostgreSQL (data in .flx/pgdata of the Meltano project).",
+    )
+    port: int = Field(default=5432, description="PostgreSQL port.")
+    user: str | None = Field(default=None, description="User name.")
+    password: SecretStr | None = Field(default=None, description="Password.")
+    database: str | None = Field(default=None, description="Database name.")
+    sqlalchemy_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql:// or postgresql+<driver>:// URL; overrides host, port, user, "
+        "password and database.",
+    )
+    ssl_enable: bool = Field(default=False, description="Connect with TLS.")
+    ssl_mode: SslMode = Field(default="verify-full", description="libpq sslmode when ssl_enable is true.")
+    ssl_certificate_authority: str | None = Field(
+        default=None, description="CA certificate: PEM text or a file path."
+    )
+    ssl_client_certificate_enable: bool = Field(
+        default=False, description="Authenticate with a client certificate."
+    )
+    ssl_client_certificate: str | None = Field(
+        default=None, description="Client certificate: PEM text or path."
+    )
+    ssl_client_private_key: SecretStr | None = Field(
+        default=None, description="Client private key: PEM text or path."
+    )
+    control_schema: str = Field(
+        default="flx", description="Schema of flx's history tables (executions, stream_loads, …)."
+    )
+    # each plugin documents its own name as the default (`flx_core.plugin_settings`)
+    application_name: str = Field(default="flx", description="Shown in pg_stat_activity.")
 
     @field_validator("control_schema")
     @classmethod

@@ -78,24 +78,59 @@ class FlxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The fields with a description are the flx plugin's own settings: `flx_core.setting_schema` makes its
+    # `about` (and so the lock file and the README table) from them. The others are worked out at start-up.
     database: DatabaseSettings = DatabaseSettings()
     project_root: Path | None = None
-    meltano_executable: str = "meltano"
+    meltano_executable: str = Field(
+        default="meltano",
+        description="The meltano command flx runs jobs with (a name on PATH or a path).",
+    )
     environment: str | None = None
-    pipelines: dict[str, PipelineSettings] = {}
     # What meltano.yml defines, for telling a typo from a job: job names, and plugin names by type.
     jobs: tuple[str, ...] = ()
     plugins: dict[str, tuple[str, ...]] = {}
     # What is recorded with each run (`flx.pipeline_steps`, `flx.plugins`): each job's blocks, the plugins.
     job_blocks: dict[str, tuple[str, ...]] = {}
     plugin_details: tuple[PluginInfo, ...] = ()
-    oracle_sources: dict[str, OracleSourceSettings] = {}
-    alert_urls: tuple[str, ...] = ()
-    alert_repeat_interval_seconds: float = 4 * 3600
-    heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
-    stale_after_seconds: float = Field(default=60.0, gt=0)
-    kill_grace_seconds: float = Field(default=10.0, ge=0)
-    log_retention_days: float = Field(default=30.0, ge=0)
+    alert_urls: tuple[str, ...] = Field(
+        default=(),
+        description="apprise URLs (slack://, msteams://, mailto://, json://…) alerts go to; "
+        "FLX_ALERT_URLS (comma-separated) adds more.",
+        json_schema_extra={"secret": True},
+    )
+    alert_repeat_interval_seconds: float = Field(
+        default=4 * 3600,
+        description="A still-failing pipeline is re-announced after this long; status changes always are.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often a running execution proves it is alive."
+    )
+    stale_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An execution without heartbeat for this long is marked failed by the next flx start.",
+    )
+    kill_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="After SIGTERM on timeout or cancel, SIGKILL the job's process group after this long.",
+    )
+    log_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Each run's complete log (flx logs, flx ui) is kept this many days; 0 keeps it forever.",
+    )
+    oracle_sources: dict[str, OracleSourceSettings] = Field(
+        default={},
+        description="Named Oracle sources for row-count validations: {name: {dsn | host, port, "
+        "service_name; user, password; wallet_location, wallet_password; pool_min, pool_max, …}}.",
+    )
+    pipelines: dict[str, PipelineSettings] = Field(
+        default={},
+        description="Per Meltano job (or named blocks): retries, retry_delay_seconds, timeout_seconds, "
+        "max_concurrent_executions, timezone, validations, alert_urls.",
+    )
 
     def blocks_of(self, pipeline: PipelineSettings) -> tuple[str, ...]:
         """The blocks a pipeline runs: its own `blocks`, else its job's tasks."""

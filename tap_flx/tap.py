@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from singer_sdk import Stream, Tap
-from singer_sdk import typing as th
 
 from flx_core.models import Base
-from flx_core.plugin_settings import database_settings_schema
+from flx_core.plugin_settings import plugin_config_jsonschema
 from tap_flx.control import ControlTableStream
 from tap_flx.meltano_runs import MeltanoRunsStream
-from tap_flx.settings import TAP_SETTINGS
+from tap_flx.settings import TapSettings
 from tap_flx.source import ControlDatabase
 from tap_flx.writer import BufferedMsgSpecWriter
 
@@ -36,9 +35,7 @@ class TapFlx(Tap):
     name = "tap-flx"
     package_name = "flx"
     message_writer_class = BufferedMsgSpecWriter
-    config_jsonschema = th.PropertiesList(
-        *database_settings_schema("tap-flx").wrapped.values(), *TAP_SETTINGS.wrapped.values()
-    ).to_dict()
+    config_jsonschema = plugin_config_jsonschema("tap-flx", TapSettings)
 
     def __init__(self, **kwargs: Any) -> None:
         self.database: ControlDatabase | None = None

@@ -22,6 +22,7 @@ from flx_core.models import Alert
 from orchestrator.alerts.channels import Channels
 from orchestrator.alerts.event import AlertEvent, Severity
 from orchestrator.alerts.message import body_of, notify_type_of, one_line, resolved_title, title_of
+from orchestrator.config import FlxSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ _LEVELS: dict[Severity, int] = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+
+
+# the `alert_repeat_interval_seconds` setting's default
+DEFAULT_REPEAT_INTERVAL = timedelta(seconds=FlxSettings.model_fields["alert_repeat_interval_seconds"].default)
 
 
 class AlertManager:
@@ -49,7 +54,7 @@ class AlertManager:
         self,
         engine: Engine,
         urls: Sequence[str],
-        repeat_interval: timedelta = timedelta(hours=4),
+        repeat_interval: timedelta = DEFAULT_REPEAT_INTERVAL,
         pipeline_urls: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._engine = engine
