@@ -11,12 +11,13 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from target_flx.batch import Reject
 from target_flx.naming import quote
-from target_flx.write import BatchResult
+from target_flx.write import Booking
 
 
 def _uuid_env(name: str) -> uuid.UUID | None:
@@ -76,35 +77,42 @@ class History:
         self._checked = True
         return self._execution_id
 
-    async def start(
-        self,
-        conn: asyncpg.Connection,
-        load: LoadRow,
-        counted: BatchResult | None = None,
-        nbytes: int = 0,
-        batch: int = 0,
-    ) -> None:
-        """The stream's row, written with its first batch (or its first ACTIVATE_VERSION): a run of many
-        small streams costs no round trip per stream for it. The first batch's counts (`counted`, see
-        `write.account`) go in with it; a row that is already there gets them added. Repeating it without
-        counts changes nothing."""
+    async def start(self, conn: asyncpg.Connection, load: LoadRow) -> None:
+        """The stream's row before its first batch (its first ACTIVATE_VERSION); repeating it changes
+        nothing."""
         execution_id = await self._execution(conn)
-        counts = counted or BatchResult()
-        on_conflict = (
-            "DO NOTHING"
-            if counted is None
-            else """DO UPDATE SET rows_inserted = stream_loads.rows_inserted + EXCLUDED.rows_inserted,
-                rows_updated = stream_loads.rows_updated + EXCLUDED.rows_updated,
-                rows_deleted = stream_loads.rows_deleted + EXCLUDED.rows_deleted,
-                batches = GREATEST(stream_loads.batches, EXCLUDED.batches),
-                bytes = stream_loads.bytes + EXCLUDED.bytes"""
-        )
         await conn.execute(
+            f"""INSERT INTO {self.schema}.stream_loads
+                (id, execution_id, run_id, stream, schema_name, table_name, load_method, status, started_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8) ON CONFLICT (id) DO NOTHING""",
+            *self._row(load, execution_id),
+        )
+
+    async def start_booking(
+        self, conn: asyncpg.Connection, load: LoadRow, nbytes: int, batch: int
+    ) -> Booking:
+        """The stream's row written with its first batch, already counting it (see `write.Booking`): a
+        run of many small streams costs no statement per stream for it. A row that is already there (an
+        ACTIVATE_VERSION came first) gets the counts added."""
+        execution_id = await self._execution(conn)
+        return Booking(
             f"""INSERT INTO {self.schema}.stream_loads AS stream_loads
                 (id, execution_id, run_id, stream, schema_name, table_name, load_method, status, started_at,
                  rows_inserted, rows_updated, rows_deleted, batches, bytes)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $13)
-                ON CONFLICT (id) {on_conflict}""",
+                SELECT $1, $2, $3, $4, $5, $6, $7, 'running', $8,
+                    counts.inserted, counts.updated, counts.deleted, $9, $10
+                FROM counts
+                ON CONFLICT (id) DO UPDATE SET
+                    rows_inserted = stream_loads.rows_inserted + EXCLUDED.rows_inserted,
+                    rows_updated = stream_loads.rows_updated + EXCLUDED.rows_updated,
+                    rows_deleted = stream_loads.rows_deleted + EXCLUDED.rows_deleted,
+                    batches = GREATEST(stream_loads.batches, EXCLUDED.batches),
+                    bytes = stream_loads.bytes + EXCLUDED.bytes""",
+            (*self._row(load, execution_id), batch, nbytes),
+        )
+
+    def _row(self, load: LoadRow, execution_id: uuid.UUID | None) -> tuple[Any, ...]:
+        return (
             load.id,
             execution_id,
             self.identity.run_id,
@@ -113,11 +121,6 @@ class History:
             load.table,
             load.method,
             load.started_at,
-            counts.inserted,
-            counts.updated,
-            counts.deleted,
-            batch,
-            nbytes,
         )
 
     async def finish(self, conn: asyncpg.Connection, ends: Sequence[LoadEnd]) -> None:

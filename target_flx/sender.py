@@ -115,6 +115,7 @@ class BatchSender:
         result = write.BatchResult()
         async with self.loop.pool.acquire() as conn, conn.transaction():
             session.append(conn.get_server_pid())
+            booking = await self._booking(conn, sending, layout)
             if batch.rejects:
                 await self.history.quarantine(conn, batch.rejects)
             if batch.count and direct:
@@ -133,13 +134,22 @@ class BatchSender:
                 await write.stage(conn, layout.stage, batch.payload)
                 await _after(previous, first)
                 result = await write.merge(
-                    conn, schema, table, columns, layout.key_columns, batch.count, layout.stage
+                    conn, schema, table, columns, layout.key_columns, batch.count, layout.stage, booking
                 )
-            if layout.start is not None:  # the stream's first batch: its history row, already counting it
-                await self.history.start(conn, layout.start, result, sending.nbytes, sending.number)
-            else:
-                await write.account(conn, layout.ref, result, sending.nbytes, sending.number)
+                booking = None  # booked by the merge
+            if booking is not None:
+                await write.book(conn, booking, result)
         return result
+
+    async def _booking(
+        self, conn: asyncpg.Connection, sending: Sending, layout: Layout
+    ) -> write.Booking | None:
+        """How the batch is booked to its stream's history row: the row itself with the first batch."""
+        if layout.start is not None:
+            return await self.history.start_booking(conn, layout.start, sending.nbytes, sending.number)
+        if layout.ref is None:
+            return None
+        return write.account_booking(layout.ref, sending.nbytes, sending.number)
 
 
 async def _after(previous: asyncio.Future[bool] | None, first: int) -> None:

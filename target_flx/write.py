@@ -30,6 +30,28 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
+class Booking:
+    """A statement that books a batch's counts to its `stream_loads` row, written against a relation
+    `counts(inserted, updated, deleted)`, with its own arguments ($1 …). A merge runs it as a CTE over the
+    rows it wrote (no statement of its own); `book` runs it alone with counts already known."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+async def book(conn: asyncpg.Connection, booking: Booking, result: BatchResult) -> None:
+    n = len(booking.args)
+    counts = f"SELECT ${n + 1}::bigint AS inserted, ${n + 2}::bigint AS updated, ${n + 3}::bigint AS deleted"
+    await conn.execute(
+        f"WITH counts AS ({counts}) {booking.sql}",
+        *booking.args,
+        result.inserted,
+        result.updated,
+        result.deleted,
+    )
+
+
+@dataclass(frozen=True)
 class LoadRef:
     """The `stream_loads` row a batch is accounted to (None when history is off)."""
 
@@ -116,8 +138,10 @@ async def merge(
     keys: Sequence[str],
     staged: int,
     source: Stage,
+    booking: Booking | None = None,
 ) -> BatchResult:
-    """`INSERT … ON CONFLICT DO UPDATE` from the stage; rows whose data did not change are not rewritten."""
+    """`INSERT … ON CONFLICT DO UPDATE` from the stage; rows whose data did not change are not rewritten.
+    `booking` books the counts in the same statement."""
     col_list = ", ".join(quote(c) for c in columns)
     key_list = ", ".join(quote(k) for k in keys)
     others = [c for c in columns if c not in keys]
@@ -129,6 +153,7 @@ async def merge(
         action = f"DO UPDATE SET {assignments} WHERE ({old}, NULL) IS DISTINCT FROM ({new}, NULL)"
     else:
         action = "DO NOTHING"
+    booked = f", booked AS ({booking.sql})" if booking is not None else ""
     record = await conn.fetchrow(
         f"""
         WITH written AS (
@@ -136,10 +161,14 @@ async def merge(
             SELECT {col_list} FROM {quote(source.name)}
             ON CONFLICT ({key_list}) {action}
             RETURNING (xmax = 0) AS inserted
-        )
-        SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated
-        FROM written
-        """
+        ), counts AS (
+            SELECT count(*) FILTER (WHERE inserted) AS inserted,
+                count(*) FILTER (WHERE NOT inserted) AS updated, 0::bigint AS deleted
+            FROM written
+        ){booked}
+        SELECT inserted, updated FROM counts
+        """,
+        *(booking.args if booking is not None else ()),
     )
     inserted, updated = int(record["inserted"]), int(record["updated"])
     return BatchResult(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
@@ -161,26 +190,26 @@ async def retire_versions(
     return int(status.split()[-1])
 
 
-async def account(
-    conn: asyncpg.Connection, ref: LoadRef | None, result: BatchResult, nbytes: int, batch: int = 0
-) -> None:
+def account_booking(ref: LoadRef, nbytes: int, batch: int = 0) -> Booking:
     """Add a batch to its `stream_loads` row, in the batch's transaction. `batch` is the batch's number
     in its stream (1, 2, …; 0 for work that is not a batch): `batches` then says how many committed,
     which is how a batch whose COMMIT lost its connection is found committed or not."""
-    if ref is None:
-        return
-    await conn.execute(
+    return Booking(
         f"""UPDATE {quote(ref.control_schema)}.stream_loads
-            SET rows_inserted = rows_inserted + $2, rows_updated = rows_updated + $3,
-                rows_deleted = rows_deleted + $4, batches = GREATEST(batches, $5), bytes = bytes + $6
-            WHERE id = $1""",
-        ref.load_id,
-        result.inserted,
-        result.updated,
-        result.deleted,
-        batch,
-        nbytes,
+            SET rows_inserted = rows_inserted + counts.inserted,
+                rows_updated = rows_updated + counts.updated, rows_deleted = rows_deleted + counts.deleted,
+                batches = GREATEST(batches, $2), bytes = bytes + $3
+            FROM counts WHERE id = $1""",
+        (ref.load_id, batch, nbytes),
     )
+
+
+async def account(
+    conn: asyncpg.Connection, ref: LoadRef | None, result: BatchResult, nbytes: int, batch: int = 0
+) -> None:
+    """`account_booking`, as a statement of its own."""
+    if ref is not None:
+        await book(conn, account_booking(ref, nbytes, batch), result)
 
 
 async def committed_batches(conn: asyncpg.Connection, ref: LoadRef) -> int:
