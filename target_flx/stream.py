@@ -184,11 +184,11 @@ class StreamLoader:
         if self._preparing is None:
             return
         prepared = self._preparing.result()
-        self._preparing = None
         actual = prepared.columns
         self.columns = [Column(name, actual[name], prop, kind) for name, prop, kind in self._layout]
         self._prefetched = prepared.key_range if prepared.range_known else _UNREAD
         self._rebuild_codec()
+        self._preparing = None  # only now: a schema the codec refuses is refused again next time
 
     def _record_properties(self, properties: dict[str, Any], metadata: set[str], line: int) -> dict[str, Any]:
         """The properties that become columns. A property named like a metadata column target-flx fills
