@@ -33,17 +33,6 @@ PLUGIN_NAME = "flx"
 M = TypeVar("M", bound=BaseModel)
 
 # The flx plugin's own settings besides the database ones (`orchestrator.about` documents each).
-OWN_SETTINGS = (
-    "meltano_executable",
-    "alert_urls",
-    "alert_repeat_interval_seconds",
-    "heartbeat_interval_seconds",
-    "stale_after_seconds",
-    "kill_grace_seconds",
-    "log_retention_days",
-    "oracle_sources",
-    "pipelines",
-)
 
 
 class PipelineSettings(BaseModel):
@@ -150,6 +139,14 @@ class FlxSettings(BaseModel):
         return [arg for arg in args if arg.split(":", 1)[0] not in names and arg not in names]
 
 
+# The flx plugin's own settings (besides the database ones): the documented fields of `FlxSettings`.
+OWN_SETTINGS = tuple(name for name, field in FlxSettings.model_fields.items() if field.description)
+# Those read as they are written; the others are built from their parts (lists, sources, pipelines).
+_SCALAR_SETTINGS = tuple(
+    name for name in OWN_SETTINGS if name not in ("alert_urls", "oracle_sources", "pipelines")
+)
+
+
 @dataclass
 class _Project:
     root: Path | None
@@ -235,18 +232,7 @@ def settings_with_problems(
         oracle[name] = _model(
             OracleSourceSettings, {"name": name, **source}, f"oracle_sources.{name}", project.file
         )
-    options = {
-        key: config[key]
-        for key in (
-            "meltano_executable",
-            "alert_repeat_interval_seconds",
-            "heartbeat_interval_seconds",
-            "stale_after_seconds",
-            "kill_grace_seconds",
-            "log_retention_days",
-        )
-        if config.get(key) is not None
-    }
+    options = {key: config[key] for key in _SCALAR_SETTINGS if config.get(key) is not None}
     settings = _model(
         FlxSettings,
         {

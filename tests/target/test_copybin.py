@@ -351,7 +351,7 @@ def test_timestamps_with_offsets_are_utc_instants(
 @pytest.mark.parametrize(
     ("pg_type", "raw", "literal"),
     [
-        ("text[]", b'["a", null, "b\\"c", "", "\u00e9"]', "ARRAY['a', NULL, 'b\"c', '', 'é']"),
+        ("text[]", b'["a", null, "b\\"c", "", "\\u00e9"]', "ARRAY['a', NULL, 'b\"c', '', 'é']"),
         ("text[]", b'[1, 2.50, true, {"k": [1]}]', "ARRAY['1', '2.50', 'true', '{\"k\":[1]}']"),
         ("text[]", b"[]", "'{}'"),
         ("character varying[]", b'["x", "y"]', "ARRAY['x', 'y']"),
