@@ -190,9 +190,11 @@ class LoopThread:
     def close(self) -> None:
         with contextlib.suppress(BaseException):
             self._warm_up.result(timeout=10)
-        for pool in (self.pool, self.side):
+        pools = (self.pool, self.side)
+        closing = [self.submit(asyncio.wait_for(pool.close(), timeout=10)) for pool in pools]
+        for pool, closed in zip(pools, closing, strict=True):  # both at once: each waits for its server
             try:
-                self.run(asyncio.wait_for(pool.close(), timeout=10))
+                closed.result()
             except Exception:
                 pool.terminate()
         self._stop()
