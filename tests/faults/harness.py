@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 
 from tests.faults.generator import NOTE_PREFIX, NOTE_SUFFIX, Feed, Rendering, bookmarks_of, write_paced
+from tests.pipes import closing_pipes
 
 TARGET_EXE = Path(sys.executable).with_name("target-flx")
 TARGET_APP = "flx-fault-target"  # the target's application_name, so its sessions can be found
@@ -419,12 +420,14 @@ def run_target(
     stderr_path = workdir / f"stderr-{run_id}.txt"
     started = time.monotonic()
     with stderr_path.open("wb") as stderr_file:
-        proc = subprocess.Popen(
-            [str(TARGET_EXE), "--config", str(config_path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            env={**os.environ, "FLX_DEBUG": "0", **(env or {})},
+        proc = closing_pipes(
+            subprocess.Popen(
+                [str(TARGET_EXE), "--config", str(config_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
+                env={**os.environ, "FLX_DEBUG": "0", **(env or {})},
+            )
         )
     assert proc.stdin is not None and proc.stdout is not None
     watch = StateWatch(proc.stdout, conninfo, str(config["default_target_schema"]), after)

@@ -25,6 +25,7 @@ from flx_core.database import make_engine
 from flx_core.migrate import ensure_schema
 from flx_core.models import Execution, ExecutionEvent, Pipeline
 from flx_core.settings import DatabaseSettings
+from tests.pipes import closing_pipes
 
 BIN = Path(sys.executable).parent
 # "stuck" hangs like "hang", under its own Meltano state ID, so a SIGKILLed run cannot block other tests.
@@ -89,14 +90,16 @@ class MeltanoProject:
         )
 
     def flx_background(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(BIN / "flx"), *args],
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
+        return closing_pipes(
+            subprocess.Popen(
+                [str(BIN / "flx"), *args],
+                cwd=self.root,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
         )
 
     def tap_calls(self, mode: str) -> int:

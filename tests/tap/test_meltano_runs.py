@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from flx_core.settings import libpq_conninfo
 from tap_flx.meltano_runs import meltano_engine
 from tap_flx.tap import TapFlx
+from tests.pipes import closing_pipes
 from tests.tap.conftest import Synced, parse_output, select_only
 
 MELTANO = Path(sys.executable).with_name("meltano")
@@ -209,12 +210,14 @@ def test_a_run_read_while_running_is_read_again_when_it_ends(
     meltano_project: MeltanoProject, sync_runs: Callable[..., Synced], tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    proc = subprocess.Popen(
-        meltano_project.command("run", "tap-x", "target-y"),
-        env=meltano_project.env(TARGET_Y_WAIT_FOR=str(gate)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = closing_pipes(
+        subprocess.Popen(
+            meltano_project.command("run", "tap-x", "target-y"),
+            env=meltano_project.env(TARGET_Y_WAIT_FOR=str(gate)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     )
     try:
         deadline = time.monotonic() + 120

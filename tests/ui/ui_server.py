@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.pipes import closing_pipes
+
 BIN = Path(sys.executable).parent
 ADDRESS = re.compile(r"flx ui: http://(?:\[[^\]]+\]|[^:/\s]+):(\d+)/")
 START_SECONDS = 90.0
@@ -58,13 +60,15 @@ class UiServer:
 @contextmanager
 def running_ui(cwd: Path, env: Mapping[str, str], *args: str) -> Iterator[UiServer]:
     """Start `flx ui --port 0 ARGS` and wait for the line with its address; stopped (SIGTERM) afterwards."""
-    process = subprocess.Popen(
-        [*ui_command(), "--port", "0", *args],
-        cwd=cwd,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = closing_pipes(
+        subprocess.Popen(
+            [*ui_command(), "--port", "0", *args],
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     )
     assert process.stdout is not None
     stdout = process.stdout
