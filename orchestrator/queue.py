@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import procrastinate
@@ -49,12 +50,12 @@ class WorkerState:
     """What the task needs from the worker process; set once by `flx worker` before jobs run."""
 
     settings: FlxSettings
-    make_runner: object  # Callable[[], Runner]; typed loosely so tests can pass a bound method
+    make_runner: Callable[[], Runner]  # the container's RunnerFactory
     runners: list[Runner] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_runner(self) -> Runner:
-        runner: Runner = self.make_runner()  # type: ignore[operator]
+        runner = self.make_runner()
         with self.lock:
             self.runners.append(runner)
         return runner
@@ -65,7 +66,8 @@ class WorkerState:
                 runner.cancel()
 
 
-_state: WorkerState | None = None
+# The key of the worker's state in procrastinate's `additional_context`, which every job's context carries.
+STATE_KEY = "flx"
 
 
 def make_queue(conninfo: str, name: str) -> FlxQueue:
@@ -102,15 +104,16 @@ def enqueue(queue: FlxQueue, args: tuple[str, ...], trigger: str, lock_key: str 
 
 
 def _run_pipeline(context: procrastinate.JobContext, args: list[str], trigger: str) -> str:
-    if _state is None:
+    state = context.additional_context.get(STATE_KEY)
+    if not isinstance(state, WorkerState):
         raise RuntimeError("flx task run outside `flx worker`")
     job = context.job
     if job.attempts:
         trigger = f"{trigger} (queue job {job.id}, retried after its worker stopped)"
-    runner = _state.new_runner()
+    runner = state.new_runner()
     # A retried job's previous attempt died with its worker; Meltano still thinks that run is going.
     outcome: RunOutcome = runner.run(
-        _state.settings.pipeline(tuple(args)), trigger=trigger, force=bool(job.attempts)
+        state.settings.pipeline(tuple(args)), trigger=trigger, force=bool(job.attempts)
     )
     return outcome.status.value
 
@@ -123,9 +126,6 @@ def run_worker(
     queue: FlxQueue, state: WorkerState, name: str, stalled_after_seconds: float, grace_seconds: float
 ) -> None:
     """Process jobs until SIGTERM/SIGINT; meanwhile retry the jobs of workers that died."""
-    global _state
-    _state = state
-
     app = queue.app
 
     async def main() -> None:
@@ -140,6 +140,7 @@ def run_worker(
                     stalled_worker_timeout=stalled_after_seconds,
                     shutdown_graceful_timeout=grace_seconds,
                     delete_jobs="never",
+                    additional_context={STATE_KEY: state},
                 )
             finally:
                 recovery.cancel()
