@@ -48,7 +48,7 @@ check: lint typecheck test
 
 # Meltano lock files from the plugins' own --about (a test fails when they are stale).
 lockfiles: install
-	$(BIN)/python -m orchestrator.lockfiles
+	$(BIN)/python -m flx.scripts.lockfiles
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

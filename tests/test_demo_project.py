@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-from orchestrator.lockfiles import main as lockfiles_main
+from flx.scripts.lockfiles import main as lockfiles_main
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -33,7 +33,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, database_url: URL) -> tupl
     root.mkdir()
     for name in ("meltano.yml", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, root / name)
-    for folder in ("plugins", "flx_core", "target_flx", "tap_flx", "orchestrator"):
+    for folder in ("plugins", "flx_core", "target_flx", "tap_flx", "flx"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     url = database_url.render_as_string(hide_password=False)
     env = {

@@ -99,14 +99,14 @@ def test_target_settings_from_an_empty_config_are_the_declared_defaults() -> Non
 
 
 def test_the_flx_plugins_setting_names_are_the_documented_fields() -> None:
-    from orchestrator.config import OWN_SETTINGS, FlxSettings
+    from flx.config import OWN_SETTINGS, FlxSettings
 
     assert tuple(documented(FlxSettings)) == OWN_SETTINGS
 
 
 def test_the_alert_managers_default_interval_is_the_settings_default() -> None:
-    from orchestrator.alerts.manager import DEFAULT_REPEAT_INTERVAL
-    from orchestrator.config import FlxSettings
+    from flx.alerts.manager import DEFAULT_REPEAT_INTERVAL
+    from flx.config import FlxSettings
 
     assert DEFAULT_REPEAT_INTERVAL.total_seconds() == FlxSettings().alert_repeat_interval_seconds == 14_400
 

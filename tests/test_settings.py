@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from flx.db_settings import database_settings
 from flx_core.settings import DatabaseSettings, SettingsError, describe, libpq_conninfo
-from orchestrator.db_settings import database_settings
 
 
 def test_host_settings_build_a_url() -> None:

@@ -235,12 +235,12 @@ def vacuum(engine: Engine, schema: str) -> None:
 
 
 def ui_command() -> list[str]:
-    """`flx ui`; `python -m orchestrator.ui` (the same command) where this flx does not list it yet."""
-    from orchestrator.cli import main as flx
+    """`flx ui`; `python -m flx.ui` (the same command) where this flx does not list it yet."""
+    from flx.cli.main import main as flx
 
     if "ui" in flx.commands:
         return [str(Path(sys.executable).parent / "flx"), "ui"]
-    return [sys.executable, "-m", "orchestrator.ui"]
+    return [sys.executable, "-m", "flx.ui"]
 
 
 @contextmanager
@@ -306,7 +306,7 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 def time_collector(engine: Engine, repeat: int) -> dict[str, float]:
     """What one uncached `/metrics` scrape costs: the collector's database read (the server caches 5 s)."""
-    from orchestrator.metrics import FlxCollector
+    from flx.metrics import FlxCollector
 
     collector = FlxCollector(lambda: engine, cache_seconds=0)
     list(collector.collect())

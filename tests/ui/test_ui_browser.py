@@ -29,8 +29,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from flx_core.models import Execution, Pipeline, StreamLoad
-from tests.orchestrator.meltano_project import MeltanoProject, executions, make_project
-from tests.orchestrator.webhook import Webhook, webhook_server
+from tests.flx.meltano_project import MeltanoProject, executions, make_project
+from tests.flx.webhook import Webhook, webhook_server
 from tests.ui.ui_server import UiServer, running_ui, ui_command
 
 pytestmark = pytest.mark.slow

@@ -16,17 +16,17 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.engine import URL
 from starlette.requests import HTTPConnection
 
+from flx.cli.ui import ui
+from flx.execution.logstore import LogWriter
+from flx.metrics import FlxCollector, start_metrics_server
+from flx.ui import queries
+from flx.ui.auth import Access, is_loopback
+from flx.ui.format import duration, size
+from flx.ui.redact import MASK, Redactor, url_secrets
 from flx_core.database import make_engine
 from flx_core.migrate import ensure_schema
 from flx_core.models import Alert, Execution, Pipeline, StreamLoad
 from flx_core.settings import DatabaseSettings
-from orchestrator.cli_ui import ui
-from orchestrator.logstore import LogWriter
-from orchestrator.metrics import FlxCollector, start_metrics_server
-from orchestrator.ui import queries
-from orchestrator.ui.auth import Access, is_loopback
-from orchestrator.ui.format import duration, size
-from orchestrator.ui.redact import MASK, Redactor, url_secrets
 
 
 def test_redactor_masks_known_secrets_url_passwords_and_assignments() -> None:
@@ -276,7 +276,7 @@ def test_the_run_log_is_read_from_the_log_store(control: Engine) -> None:
 def test_the_listening_socket_is_tcp_so_responses_are_not_delayed() -> None:
     import socket
 
-    from orchestrator.cli_ui import _listen
+    from flx.cli.ui import _listen
 
     listener = _listen("127.0.0.1", 0)
     try:

@@ -20,12 +20,12 @@ START_SECONDS = 90.0
 
 
 def ui_command() -> list[str]:
-    """`flx ui`; `python -m orchestrator.ui` (the same command) while this flx does not list it."""
-    from orchestrator.cli import main
+    """`flx ui`; `python -m flx.ui` (the same command) while this flx does not list it."""
+    from flx.cli.main import main
 
     if "ui" in main.commands:
         return [str(BIN / "flx"), "ui"]
-    return [sys.executable, "-m", "orchestrator.ui"]
+    return [sys.executable, "-m", "flx.ui"]
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Running one pipeline: the runner, its child process and supervisor, leases, records, logs."""

@@ -1,0 +1,1 @@
+"""The long-running processes: `flx serve`'s scheduler and `flx worker`'s queue."""
