@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flx.alerts.defaults import REPEAT_INTERVAL_SECONDS
 from flx.alerts.urls import merge_alert_urls
 from flx.db_settings import database_env
 from flx.oracle.settings import OracleSourceSettings
@@ -89,7 +90,7 @@ class FlxSettings(BaseModel):
         json_schema_extra={"secret": True},
     )
     alert_repeat_interval_seconds: float = Field(
-        default=4 * 3600,
+        default=REPEAT_INTERVAL_SECONDS,
         description="A still-failing pipeline is re-announced after this long; status changes always are.",
     )
     heartbeat_interval_seconds: float = Field(

@@ -19,9 +19,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from flx.alerts.channels import Channels
+from flx.alerts.defaults import REPEAT_INTERVAL_SECONDS
 from flx.alerts.event import AlertEvent, Severity
 from flx.alerts.message import body_of, notify_type_of, one_line, resolved_title, title_of
-from flx.config import FlxSettings
 from flx_core.models import Alert
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ _LEVELS: dict[Severity, int] = {
 
 
 # the `alert_repeat_interval_seconds` setting's default
-DEFAULT_REPEAT_INTERVAL = timedelta(seconds=FlxSettings.model_fields["alert_repeat_interval_seconds"].default)
+DEFAULT_REPEAT_INTERVAL = timedelta(seconds=REPEAT_INTERVAL_SECONDS)
 
 
 class AlertManager:
