@@ -61,7 +61,9 @@ def imported(project: MeltanoProject, *args: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("args", [["history"], ["history", "--json"], ["show", "ok-job#1"], ["check"]])
+@pytest.mark.parametrize(
+    "args", [["history"], ["history", "--json"], ["show", "ok-job#1"], ["check"], ["logs", "ok-job"]]
+)
 def test_reading_commands_import_only_what_they_need(project: MeltanoProject, args: list[str]) -> None:
     names = imported(project, *args)
     loaded = sorted(name for name in names if name.startswith(HEAVY))
