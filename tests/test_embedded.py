@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from flx_core.settings import libpq_conninfo
+from tests.embedded_server import stop_embedded
 
 SCRIPT = """
 import sys
@@ -48,16 +49,7 @@ def test_two_processes_share_one_server(tmp_path: Path) -> None:
     with psycopg.connect(libpq_conninfo(url)) as conn:
         tables = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'mark_%'").fetchall()
         assert sorted(t for (t,) in tables) == ["mark_first", "mark_second"]
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-            str(tmp_path / "home" / "pgdata"),
-        ],
-        check=False,
-        timeout=60,
-    )
+    stop_embedded(tmp_path / "home" / "pgdata")
 
 
 @pytest.mark.slow
@@ -78,13 +70,4 @@ def test_target_says_which_database_it_uses(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Using the embedded PostgreSQL in" in proc.stderr
     assert str(tmp_path / "home" / "pgdata") in proc.stderr
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-            str(tmp_path / "home" / "pgdata"),
-        ],
-        check=False,
-        timeout=60,
-    )
+    stop_embedded(tmp_path / "home" / "pgdata")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from flx_core.embedded import embedded_bin_dir
+from tests.embedded_server import stop_embedded
 from tests.flx.meltano_project import BIN, MeltanoProject, make_project
 
 pytestmark = pytest.mark.slow
@@ -27,16 +27,7 @@ def project(tmp_path: Path, database_url: URL) -> Iterator[MeltanoProject]:
     yield made
     pgdata = made.root / ".flx" / "pgdata"
     if (pgdata / "PG_VERSION").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-                str(pgdata),
-            ],
-            check=False,
-            timeout=60,
-        )
+        stop_embedded(pgdata)
 
 
 def embedded(project: MeltanoProject, *args: str) -> subprocess.CompletedProcess[str]:

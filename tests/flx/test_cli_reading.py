@@ -7,13 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from importlib.metadata import version
 
 import pytest
 import yaml
 
+from tests.embedded_server import stop_embedded
 from tests.flx.meltano_project import BIN, MeltanoProject
 
 pytestmark = pytest.mark.slow
@@ -119,16 +119,7 @@ def test_the_embedded_server_is_announced_once_per_run(project: MeltanoProject) 
         )
         assert psql.stdout.strip() == "5", psql.stdout + psql.stderr
     finally:
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-                str(pgdata),
-            ],
-            check=False,
-            timeout=60,
-        )
+        stop_embedded(pgdata)
 
 
 def test_serve_says_when_each_pipeline_runs_next(project: MeltanoProject) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import URL
 
+from tests.embedded_server import stop_embedded
 from tests.flx.meltano_project import BIN, MeltanoProject
 
 pytestmark = pytest.mark.slow
@@ -44,20 +44,6 @@ def embedded_env(project: MeltanoProject) -> dict[str, str]:
     env = {key: value for key, value in project.env.items() if not key.startswith("FLX_")}
     env.pop("MELTANO_PROJECT_ROOT", None)
     return env
-
-
-def stop_embedded(pgdata: Path) -> None:
-    if (pgdata / "PG_VERSION").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-                str(pgdata),
-            ],
-            check=False,
-            timeout=60,
-        )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tap_flx.tap import CONTROL_TABLES, TapFlx
+from tests.embedded_server import stop_embedded
 from tests.tap.conftest import Synced, parse_output
 
 TAP = Path(sys.executable).with_name("tap-flx")
@@ -112,9 +113,4 @@ def test_nothing_configured_uses_the_embedded_server(tmp_path: Path) -> None:
         assert set(synced.schemas) == set(CONTROL_TABLES)
         assert not any(synced.records.values())  # a fresh control schema, created by the migrations
     finally:
-        subprocess.run(
-            [sys.executable, "-c", "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-             str(home / "pgdata")],
-            check=False,
-            timeout=60,
-        )  # fmt: skip
+        stop_embedded(home / "pgdata")
