@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import yaml
 
+from tests.flx.meltano_project import flx_plugin
+
 BIN = Path(sys.executable).parent
 JOB = "sleepy-job"
 
@@ -154,20 +156,7 @@ def make_fault_project(
                     "executable": str(root / "target_sink.py"),
                 }
             ],
-            "utilities": [
-                {
-                    "name": "flx",
-                    "namespace": "flx",
-                    "executable": str(BIN / "flx"),
-                    "config": {
-                        "heartbeat_interval_seconds": 0.5,
-                        "stale_after_seconds": 30,
-                        "kill_grace_seconds": 3,
-                        "pipelines": {},
-                        **(flx_config or {}),
-                    },
-                }
-            ],
+            "utilities": [flx_plugin(flx_config)],
         },
         "jobs": [
             {"name": JOB, "tasks": ["tap-sleepy target-sink"]},

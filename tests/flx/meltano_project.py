@@ -115,6 +115,18 @@ class MeltanoProject:
         path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
+def flx_plugin(flx_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The flx utility as the test projects declare it: quick heartbeats, a short kill grace."""
+    config = {
+        "heartbeat_interval_seconds": 0.5,
+        "stale_after_seconds": 30,
+        "kill_grace_seconds": 3,
+        "pipelines": {},
+        **(flx_config or {}),
+    }
+    return {"name": "flx", "namespace": "flx", "executable": str(BIN / "flx"), "config": config}
+
+
 def make_project(
     root: Path, database_url: str, schema: str, flx_config: Mapping[str, Any] | None = None
 ) -> MeltanoProject:
@@ -146,20 +158,7 @@ def make_project(
                     },
                 }
             ],
-            "utilities": [
-                {
-                    "name": "flx",
-                    "namespace": "flx",
-                    "executable": str(BIN / "flx"),
-                    "config": {
-                        "heartbeat_interval_seconds": 0.5,
-                        "stale_after_seconds": 30,
-                        "kill_grace_seconds": 3,
-                        "pipelines": {},
-                        **(flx_config or {}),
-                    },
-                }
-            ],
+            "utilities": [flx_plugin(flx_config)],
         },
         "jobs": [{"name": f"{mode}-job", "tasks": [f"tap-{mode} target-flx"]} for mode in MODES],
     }
