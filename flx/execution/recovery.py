@@ -109,6 +109,26 @@ def wait_for_dead_local_runner(engine: Engine, pipeline: str, runner_gone_after_
     return max([0.0, *waits])
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """How old a heartbeat must be before its run is buried, by what else is known of its runner."""
+
+    stale: float
+    session_gone: float | None
+    runner_gone: float | None
+
+    @property
+    def shortest(self) -> float:
+        return min(w for w in (self.stale, self.session_gone, self.runner_gone) if w is not None)
+
+    def gone(self, age: float, lock_gone: bool, runner_dead: bool) -> bool:
+        return (
+            age > self.stale
+            or (lock_gone and self.session_gone is not None and age > self.session_gone)
+            or (runner_dead and self.runner_gone is not None and age > self.runner_gone)
+        )
+
+
 def recover_stale(
     engine: Engine,
     stale_after_seconds: float,
@@ -123,11 +143,7 @@ def recover_stale(
     the pipeline lock has ended and the heartbeat is `session_gone_after_seconds` old; or, on this machine,
     the runner's process is dead and the heartbeat is `runner_gone_after_seconds` old.
     """
-    windows = [
-        w
-        for w in (stale_after_seconds, session_gone_after_seconds, runner_gone_after_seconds)
-        if w is not None
-    ]
+    windows = _Windows(stale_after_seconds, session_gone_after_seconds, runner_gone_after_seconds)
     session_gone = and_(
         Execution.lock_session.is_not(None),
         Execution.lock_session.not_in(select(_SESSIONS.c.pid).scalar_subquery()),
@@ -138,56 +154,18 @@ def recover_stale(
         rows = session.execute(
             select(Execution, Pipeline.name, _age_seconds(), session_gone)
             .join(Pipeline, Pipeline.id == Execution.pipeline_id)
-            .where(Execution.status.in_(_ACTIVE), _older_than(min(windows)))
+            .where(Execution.status.in_(_ACTIVE), _older_than(windows.shortest))
             .with_for_update(of=Execution, skip_locked=True)
         ).all()
         for execution, pipeline, age_seconds, lock_gone in rows:
-            age = float(age_seconds)
             local = execution.process_host == here
             runner_dead = local and execution.pid not in (None, os.getpid()) and not pid_alive(execution.pid)
-            if not (
-                age > stale_after_seconds
-                or (lock_gone and session_gone_after_seconds is not None and age > session_gone_after_seconds)
-                or (runner_dead and runner_gone_after_seconds is not None and age > runner_gone_after_seconds)
-            ):
+            if not windows.gone(float(age_seconds), bool(lock_gone), runner_dead):
                 continue
-            ended = ""
-            if local and execution.process_group:
-                left = job_processes(execution.process_group, str(execution.id)) or []
-                if not end_job(execution.process_group, str(execution.id), kill_grace_seconds):
-                    log.warning(
-                        "execution %s: its job's processes (group %s) would not end; not marked failed yet",
-                        execution.id,
-                        execution.process_group,
-                    )
-                    continue
-                if left:
-                    ended = f"; {len(left)} process(es) its job left behind were ended"
-            previous_status = execution.status
-            reason = (
-                f"heartbeat stopped at {execution.heartbeat_at:%Y-%m-%d %H:%M:%S%z} "
-                f"(runner pid {execution.pid} on {execution.hostname} died or lost the database); "
-                f"marked failed by stale-run recovery{ended}"
-                if execution.heartbeat_at
-                else f"never sent a heartbeat; marked failed by stale-run recovery{ended}"
-            )
-            session.execute(
-                update(Execution)
-                .where(Execution.id == execution.id)
-                .values(
-                    status=ExecutionStatus.FAILED.value,
-                    ended_at=func.now(),
-                    error=reason,
-                    updated_at=func.now(),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            append_event(
-                session,
-                execution.id,
-                ExecutionStatus.FAILED.value,
-                {"reason": "stale_heartbeat", "previous_status": previous_status, "error": reason},
-            )
+            ended = _end_leftovers(execution, kill_grace_seconds) if local else ""
+            if ended is None:
+                continue
+            _bury(session, execution, ended)
             recovered.append(
                 StaleExecution(
                     execution.id,
@@ -199,3 +177,43 @@ def recover_stale(
                 )
             )
     return recovered
+
+
+def _end_leftovers(execution: Execution, kill_grace_seconds: float) -> str | None:
+    """End what the run's job left on this machine: what to add to the reason, or None if it would not end
+    (the run is not buried then: its job might still write)."""
+    if not execution.process_group:
+        return ""
+    left = job_processes(execution.process_group, str(execution.id)) or []
+    if not end_job(execution.process_group, str(execution.id), kill_grace_seconds):
+        log.warning(
+            "execution %s: its job's processes (group %s) would not end; not marked failed yet",
+            execution.id,
+            execution.process_group,
+        )
+        return None
+    return f"; {len(left)} process(es) its job left behind were ended" if left else ""
+
+
+def _bury(session: Session, execution: Execution, ended: str) -> None:
+    """Mark the run failed, with an event that keeps the status it had and why."""
+    previous_status = execution.status
+    reason = (
+        f"heartbeat stopped at {execution.heartbeat_at:%Y-%m-%d %H:%M:%S%z} "
+        f"(runner pid {execution.pid} on {execution.hostname} died or lost the database); "
+        f"marked failed by stale-run recovery{ended}"
+        if execution.heartbeat_at
+        else f"never sent a heartbeat; marked failed by stale-run recovery{ended}"
+    )
+    session.execute(
+        update(Execution)
+        .where(Execution.id == execution.id)
+        .values(status=ExecutionStatus.FAILED.value, ended_at=func.now(), error=reason, updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    append_event(
+        session,
+        execution.id,
+        ExecutionStatus.FAILED.value,
+        {"reason": "stale_heartbeat", "previous_status": previous_status, "error": reason},
+    )

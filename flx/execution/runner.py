@@ -253,10 +253,7 @@ class Runner:
     ) -> RunOutcome:
         assert self._logs is not None
         if pipeline.run_options:  # this run's own `meltano run` options, not the pipeline's settings
-            try:
-                record.event("meltano_options", {"options": list(pipeline.run_options)})
-            except RECORDING_FAILED as exc:
-                log.error("%s: could not record the run's meltano options: %s", pipeline.name, exc)
+            self._event(pipeline, record, "meltano_options", {"options": list(pipeline.run_options)})
         started = datetime.now(UTC)
         attempt = 0
         result: ProcessResult | None = None
@@ -294,35 +291,49 @@ class Runner:
             if result.not_retryable:
                 self._not_retried(pipeline, record, result.not_retryable)
                 break
-            delay = retry_delay(pipeline.retry_delay_seconds, attempt)
-            try:
-                record.transition(
-                    ExecutionStatus.RETRYING,
-                    exit_code=result.exit_code,
-                    error=result.error,
-                    log_tail=result.log_tail,
-                )
-                record.event("retry_scheduled", {"attempt": attempt + 1, "delay_seconds": round(delay, 1)})
-            except RECORDING_FAILED as exc:
-                log.error("%s: not retrying: %s", pipeline.name, exc)
-                break
-            log.warning("%s: attempt %d failed; retrying in %.1f s", pipeline.name, attempt, delay)
-            self._logs.marker(f"retrying in {delay:.1f} s")
-            if self._wait(delay):
+            if not self._retry_later(pipeline, record, attempt, result):
                 break
         outcome = self._finish(pipeline, pipeline_id, record, started, attempt, result)
         self._logs.marker(f"{outcome.status.value} after {outcome.attempts} attempt(s)")
         return outcome
+
+    def _retry_later(
+        self, pipeline: PipelineSettings, record: ExecutionRecord, attempt: int, result: ProcessResult
+    ) -> bool:
+        """Record the failed attempt as `retrying` and wait the backoff; False when the run stops instead
+        (it could not be recorded, or it was cancelled or lost its lease meanwhile)."""
+        assert self._logs is not None
+        delay = retry_delay(pipeline.retry_delay_seconds, attempt)
+        try:
+            record.transition(
+                ExecutionStatus.RETRYING,
+                exit_code=result.exit_code,
+                error=result.error,
+                log_tail=result.log_tail,
+            )
+            record.event("retry_scheduled", {"attempt": attempt + 1, "delay_seconds": round(delay, 1)})
+        except RECORDING_FAILED as exc:
+            log.error("%s: not retrying: %s", pipeline.name, exc)
+            return False
+        log.warning("%s: attempt %d failed; retrying in %.1f s", pipeline.name, attempt, delay)
+        self._logs.marker(f"retrying in {delay:.1f} s")
+        return not self._wait(delay)
 
     def _not_retried(self, pipeline: PipelineSettings, record: ExecutionRecord, reason: str) -> None:
         """A configuration error fails every attempt the same way: no retries, the alert goes out now."""
         log.error("%s: not retrying: the same error would end every attempt: %s", pipeline.name, reason)
         assert self._logs is not None
         self._logs.marker("not retrying: a configuration error fails every attempt the same way")
+        self._event(pipeline, record, "not_retried", {"reason": reason[-500:]})
+
+    def _event(
+        self, pipeline: PipelineSettings, record: ExecutionRecord, kind: str, payload: dict[str, object]
+    ) -> None:
+        """An event that must not stop the run when it cannot be written (logged in one line instead)."""
         try:
-            record.event("not_retried", {"reason": reason[-500:]})
+            record.event(kind, payload)
         except RECORDING_FAILED as exc:
-            log.error("%s: %s", pipeline.name, exc)
+            log.error("%s: could not record %s: %s", pipeline.name, kind, exc)
 
     def meltano_argv(self, pipeline: PipelineSettings, force: bool) -> list[str]:
         return [self.meltano_executable(), "run", *(["--force"] if force else []), *pipeline.meltano_args]
@@ -418,10 +429,9 @@ class Runner:
             self._lease.stop_renewing()
             request = self._lease.cancel_request
             if request is not None and status is ExecutionStatus.CANCELLED:
-                try:
-                    record.event("cancel_requested", {"by": request.by, "at": request.at.isoformat()})
-                except RECORDING_FAILED as exc:
-                    log.error("%s: could not record who cancelled it: %s", pipeline.name, exc)
+                self._event(
+                    pipeline, record, "cancel_requested", {"by": request.by, "at": request.at.isoformat()}
+                )
         ended = datetime.now(UTC)
         try:
             record.transition(
