@@ -85,7 +85,7 @@ def _run(config: dict[str, Any]) -> None:
 
     try:
         from flx_core.settings import SettingsError
-        from target_flx.run import Cancelled, LoadRun
+        from target_flx.run import Cancelled, LoadRun, stop_after_the_load
         from target_flx.setting_names import check_names
         from target_flx.setting_types import check_types
 
@@ -100,6 +100,7 @@ def _run(config: dict[str, Any]) -> None:
         signal.signal(signal.SIGINT, cancel)
         log.info("target-flx v%s", _version())
         counts = LoadRun(config).process(sys.stdin)
+        stop_after_the_load()
         log.info(
             "Processed %d messages (%d records, %d schemas, %d states, %d batch manifests)",
             sum(counts.values()),

@@ -7,11 +7,16 @@ before the failing line), waits for what is in flight, and releases exactly the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import signal
+import sys
 import time
 from collections import Counter
-from typing import IO, TYPE_CHECKING, Any
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -38,6 +43,25 @@ if TYPE_CHECKING:
     from singer_sdk.mapper import PluginMapper
 
 log = logging.getLogger("target_flx")
+
+
+def stop_after_the_load() -> None:
+    """From now on a SIGTERM/SIGINT ends the process at once with 143 and one line: everything received
+    is committed and its STATE written. Raising `Cancelled` this late could land in the interpreter's
+    shutdown, which prints a traceback and exits 0."""
+
+    def stop(signum: int, _frame: FrameType | None) -> NoReturn:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.write(
+                f"target-flx: received signal {signal.Signals(signum).name} after the load had finished: "
+                "everything received was committed\n"
+            )
+            sys.stderr.flush()
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 class Cancelled(TargetError):

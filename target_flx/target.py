@@ -21,7 +21,7 @@ from singer_sdk.target_base import Target
 from flx_core.plugin_settings import plugin_config_jsonschema
 from flx_core.settings import SettingsError
 from target_flx.errors import TargetError, debugging
-from target_flx.run import Cancelled, LoadRun
+from target_flx.run import Cancelled, LoadRun, stop_after_the_load
 from target_flx.setting_names import check_names
 from target_flx.settings import LoadSettings
 
@@ -82,6 +82,7 @@ class TargetFlx(Target):
         """One line and a non-zero exit for expected failures; the traceback only when debugging."""
         try:
             super().invoke(*args, **kwargs)
+            stop_after_the_load()
         except (TargetError, SettingsError) as exc:
             if debugging():
                 raise
