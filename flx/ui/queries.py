@@ -449,67 +449,7 @@ def run_detail(conn: Connection, execution_id: uuid.UUID, now: datetime) -> RunD
         return None
     run = _run_row(head[: len(_RUN_COLUMNS)])
     pipeline_id, run_id, pid, heartbeat_at, log_tail = head[len(_RUN_COLUMNS) :]
-    events = conn.execute(
-        select(EV.c.seq, EV.c.at, EV.c.type, EV.c.payload)
-        .where(EV.c.execution_id == execution_id)
-        .order_by(EV.c.seq)
-    ).all()
-    first = events[0].at if events else run.created_at
-    loads = [
-        LoadRow(*row)
-        for row in conn.execute(
-            select(
-                SL.c.stream,
-                SL.c.schema_name,
-                SL.c.table_name,
-                SL.c.load_method,
-                SL.c.rows_inserted,
-                SL.c.rows_updated,
-                SL.c.rows_deleted,
-                SL.c.rows_quarantined,
-                SL.c.batches,
-                SL.c.bytes,
-                SL.c.started_at,
-                SL.c.ended_at,
-                SL.c.status,
-                SL.c.error,
-            )
-            .where(SL.c.execution_id == execution_id)
-            .order_by(SL.c.started_at, SL.c.stream)
-        )
-    ]
-    checks = [
-        CheckRow(*row)
-        for row in conn.execute(
-            select(V.c.check_name, V.c.kind, V.c.status, V.c.observed, V.c.expected, V.c.details)
-            .where(V.c.execution_id == execution_id)
-            .order_by(V.c.created_at, V.c.check_name)
-        )
-    ]
-    # Alerts are kept per fingerprint, not per run: those of this pipeline that were firing at some point
-    # while the run went on (up to a minute after its end, when its outcome is announced or resolved).
-    start = run.created_at
-    end = (run.ended_at or now) + timedelta(minutes=1)
-    alerts = [
-        AlertRow(*row)
-        for row in conn.execute(
-            select(*_ALERT_COLUMNS)
-            .select_from(A.outerjoin(P, P.c.id == A.c.pipeline_id))
-            .where(
-                A.c.pipeline_id == pipeline_id,
-                A.c.first_seen_at <= end,
-                or_(A.c.resolved_at.is_(None), A.c.resolved_at >= start),
-            )
-            .order_by(A.c.first_seen_at)
-        )
-    ]
-    neighbours = conn.execute(
-        select(E.c.execution_number, E.c.id).where(
-            E.c.pipeline_id == pipeline_id,
-            E.c.execution_number.in_((run.number - 1, run.number + 1)),
-        )
-    ).all()
-    by_number: dict[int, uuid.UUID] = {number: key for number, key in neighbours}
+    previous, following = _neighbours(conn, pipeline_id, run.number)
     return RunDetail(
         run=run,
         pipeline_id=pipeline_id,
@@ -517,16 +457,88 @@ def run_detail(conn: Connection, execution_id: uuid.UUID, now: datetime) -> RunD
         pid=pid,
         heartbeat_at=heartbeat_at,
         log_tail=log_tail,
-        events=[
-            EventRow(e.seq, e.at, e.type, e.payload or {}, (e.at - first).total_seconds()) for e in events
-        ],
-        loads=loads,
-        checks=checks,
-        alerts=alerts,
+        events=_events(conn, execution_id, run.created_at),
+        loads=_loads(conn, execution_id),
+        checks=_checks(conn, execution_id),
+        alerts=_alerts_during(
+            conn, pipeline_id, run.created_at, (run.ended_at or now) + timedelta(minutes=1)
+        ),
         log=run_log(conn, execution_id),
-        previous=by_number.get(run.number - 1),
-        next=by_number.get(run.number + 1),
+        previous=previous,
+        next=following,
     )
+
+
+def _events(conn: Connection, execution_id: uuid.UUID, created_at: datetime) -> list[EventRow]:
+    """The run's events, each with its offset from the first (for the timeline's "+" column)."""
+    rows = conn.execute(
+        select(EV.c.seq, EV.c.at, EV.c.type, EV.c.payload)
+        .where(EV.c.execution_id == execution_id)
+        .order_by(EV.c.seq)
+    ).all()
+    first = rows[0].at if rows else created_at
+    return [EventRow(e.seq, e.at, e.type, e.payload or {}, (e.at - first).total_seconds()) for e in rows]
+
+
+def _loads(conn: Connection, execution_id: uuid.UUID) -> list[LoadRow]:
+    columns = (
+        SL.c.stream,
+        SL.c.schema_name,
+        SL.c.table_name,
+        SL.c.load_method,
+        SL.c.rows_inserted,
+        SL.c.rows_updated,
+        SL.c.rows_deleted,
+        SL.c.rows_quarantined,
+        SL.c.batches,
+        SL.c.bytes,
+        SL.c.started_at,
+        SL.c.ended_at,
+        SL.c.status,
+        SL.c.error,
+    )
+    query = select(*columns).where(SL.c.execution_id == execution_id).order_by(SL.c.started_at, SL.c.stream)
+    return [LoadRow(*row) for row in conn.execute(query)]
+
+
+def _checks(conn: Connection, execution_id: uuid.UUID) -> list[CheckRow]:
+    query = (
+        select(V.c.check_name, V.c.kind, V.c.status, V.c.observed, V.c.expected, V.c.details)
+        .where(V.c.execution_id == execution_id)
+        .order_by(V.c.created_at, V.c.check_name)
+    )
+    return [CheckRow(*row) for row in conn.execute(query)]
+
+
+def _alerts_during(
+    conn: Connection, pipeline_id: uuid.UUID, start: datetime, end: datetime
+) -> list[AlertRow]:
+    """Alerts are kept per fingerprint, not per run: those of this pipeline that were firing at some point
+    while the run went on (up to a minute after its end, when its outcome is announced or resolved)."""
+    query = (
+        select(*_ALERT_COLUMNS)
+        .select_from(A.outerjoin(P, P.c.id == A.c.pipeline_id))
+        .where(
+            A.c.pipeline_id == pipeline_id,
+            A.c.first_seen_at <= end,
+            or_(A.c.resolved_at.is_(None), A.c.resolved_at >= start),
+        )
+        .order_by(A.c.first_seen_at)
+    )
+    return [AlertRow(*row) for row in conn.execute(query)]
+
+
+def _neighbours(
+    conn: Connection, pipeline_id: uuid.UUID, number: int
+) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """The ids of the pipeline's runs just before and after this one (for the page's arrows)."""
+    rows = conn.execute(
+        select(E.c.execution_number, E.c.id).where(
+            E.c.pipeline_id == pipeline_id, E.c.execution_number.in_((number - 1, number + 1))
+        )
+    ).all()
+    by_number: dict[int, uuid.UUID] = {n: key for n, key in rows}
+    return by_number.get(number - 1), by_number.get(number + 1)
 
 
 def run_log(conn: Connection, execution_id: uuid.UUID, limit: int | None = LOG_LINES) -> LogLines:
