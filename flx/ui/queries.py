@@ -161,9 +161,14 @@ def pipelines(conn: Connection, now: datetime) -> list[PipelineSummary]:
             )
             summary.last_started_at = row.started_at
         found[row.id] = summary
-    if not found:
-        return []
-    since = now - timedelta(days=STATS_DAYS)
+    if found:
+        _add_stats(conn, found, now - timedelta(days=STATS_DAYS))
+        _add_recent(conn, found)
+    return list(found.values())
+
+
+def _add_stats(conn: Connection, found: dict[uuid.UUID, PipelineSummary], since: datetime) -> None:
+    """Each pipeline's runs since `since`: how many, how many finished and succeeded, their median."""
     finished = E.c.status.in_(("succeeded", *FAILURES))
     for row in conn.execute(
         select(
@@ -179,6 +184,10 @@ def pipelines(conn: Connection, now: datetime) -> list[PipelineSummary]:
         if (stats := found.get(row[0])) is not None:
             stats.runs_30d, stats.finished_30d, stats.succeeded_30d = row[1], row[2], row[3]
             stats.median_30d = _float(row[4])
+
+
+def _add_recent(conn: Connection, found: dict[uuid.UUID, PipelineSummary]) -> None:
+    """Each pipeline's newest `RECENT_RUNS` runs, oldest first (the sparkline)."""
     recent = (
         select(E.c.id, E.c.execution_number, E.c.status, E.c.created_at, E.c.duration_seconds)
         .where(E.c.pipeline_id == P.c.id)
@@ -194,7 +203,6 @@ def pipelines(conn: Connection, now: datetime) -> list[PipelineSummary]:
         found[row[0]].recent.append(RecentRun(row[1], row[2], row[3], row[4], _float(row[5])))
     for summary in found.values():
         summary.recent.reverse()
-    return list(found.values())
 
 
 @dataclass(frozen=True)
