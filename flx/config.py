@@ -197,6 +197,41 @@ def settings_with_problems(
     )
 
     jobs = {job["name"]: job for job in _entries(project.document, "jobs") if "name" in job}
+    pipelines = _pipelines(project, config, jobs, problems)
+
+    database = DatabaseSettings.from_config(
+        {
+            **{k: v for k, v in config.items() if k in DatabaseSettings.model_fields},
+            **database_env(env),
+        }
+    )
+    oracle = _oracle_sources(project, config, problems)
+    options = {key: config[key] for key in _SCALAR_SETTINGS if config.get(key) is not None}
+    settings = _model(
+        FlxSettings,
+        {
+            "database": database,
+            "project_root": project.root,
+            "environment": environment,
+            "pipelines": pipelines,
+            "jobs": tuple(jobs),
+            "plugins": _plugins(project.document),
+            "job_blocks": {name: job_blocks(job) for name, job in jobs.items()},
+            "plugin_details": plugin_infos(project.document),
+            "oracle_sources": oracle,
+            "alert_urls": tuple(merge_alert_urls(config.get("alert_urls") or [], env)),
+            **options,
+        },
+        PLUGIN_NAME,
+        project.file,
+    )
+    return settings, problems
+
+
+def _pipelines(
+    project: _Project, config: Mapping[str, Any], jobs: Mapping[str, Any], problems: list[str]
+) -> dict[str, PipelineSettings]:
+    """Every job and every configured pipeline, with its schedule; unknown names go to `problems`."""
     schedules = {s.get("job") or s.get("name"): s for s in _entries(project.document, "schedules")}
     configured = _mapping(config, "pipelines", project.file)
     pipelines: dict[str, PipelineSettings] = {}
@@ -219,13 +254,12 @@ def settings_with_problems(
                     where = f"pipelines.{name}.validations[{position}]"
                     problems += _drop_unknown(check, CheckSpec, where, project.file, named=False)
         pipelines[name] = _model(PipelineSettings, {"name": name, **raw}, f"pipelines.{name}", project.file)
+    return pipelines
 
-    database = DatabaseSettings.from_config(
-        {
-            **{k: v for k, v in config.items() if k in DatabaseSettings.model_fields},
-            **database_env(env),
-        }
-    )
+
+def _oracle_sources(
+    project: _Project, config: Mapping[str, Any], problems: list[str]
+) -> dict[str, OracleSourceSettings]:
     oracle = {}
     for name in _mapping(config, "oracle_sources", project.file):
         source = dict(_mapping(config["oracle_sources"], name, project.file, "oracle_sources."))
@@ -233,26 +267,7 @@ def settings_with_problems(
         oracle[name] = _model(
             OracleSourceSettings, {"name": name, **source}, f"oracle_sources.{name}", project.file
         )
-    options = {key: config[key] for key in _SCALAR_SETTINGS if config.get(key) is not None}
-    settings = _model(
-        FlxSettings,
-        {
-            "database": database,
-            "project_root": project.root,
-            "environment": environment,
-            "pipelines": pipelines,
-            "jobs": tuple(jobs),
-            "plugins": _plugins(project.document),
-            "job_blocks": {name: job_blocks(job) for name, job in jobs.items()},
-            "plugin_details": plugin_infos(project.document),
-            "oracle_sources": oracle,
-            "alert_urls": tuple(merge_alert_urls(config.get("alert_urls") or [], env)),
-            **options,
-        },
-        PLUGIN_NAME,
-        project.file,
-    )
-    return settings, problems
+    return oracle
 
 
 def _drop_unknown(
