@@ -25,11 +25,12 @@ from target_flx.commits import CommitPipeline, Segment
 from target_flx.connection import first_line
 from target_flx.errors import InputError
 from target_flx.history import History, LoadEnd, LoadRow
+from target_flx.key_range import UNREAD, KnownKeys
 from target_flx.loop import LoopThread
 from target_flx.naming import column_names, table_location
 from target_flx.sender import BatchSender, Layout, Sending
 from target_flx.settings import LoadMethod, LoadSettings
-from target_flx.table import Catalog, Prepared, StreamTable, bounded_key
+from target_flx.table import Catalog, Prepared, StreamTable
 from target_flx.types import UnsupportedSchema, column_type
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 3
 # msgspec, which decodes records by property name, cannot name a field with these characters.
 _UNREADABLE_NAME = re.compile(r'["\\\x00-\x1f]')
-_UNREAD = object()  # no key range read with the table
 
 
 @dataclass
@@ -94,11 +94,7 @@ class StreamLoader:
         self._raw_schema: dict[str, Any] | None = None
         self._raw_keys: list[str] | None = None
         self._sent = 0  # batches handed to the loop thread: each one's number in `stream_loads.batches`
-        # Upserts of keys beyond every key the table holds skip the stage (see `_new_keys`): the lowest and
-        # highest key known to be in the table, `None` when it is empty; `_bounded` False turns this off.
-        self._bounded = False
-        self._key_range: tuple[Any, Any] | None = None
-        self._prefetched: tuple[Any, Any] | object | None = _UNREAD  # read with the table (see `_settle`)
+        self.key_range = KnownKeys()  # upserts of keys beyond all the table holds skip the stage
         self._preparing: concurrent.futures.Future[Prepared] | None = None
         self._schema_line = 0
         self._layout: list[tuple[str, str | None, str]] = []  # (column, property, JSON kind) per column
@@ -186,7 +182,7 @@ class StreamLoader:
         prepared = self._preparing.result()
         actual = prepared.columns
         self.columns = [Column(name, actual[name], prop, kind) for name, prop, kind in self._layout]
-        self._prefetched = prepared.key_range if prepared.range_known else _UNREAD
+        self.key_range.offer(prepared.key_range if prepared.range_known else UNREAD)
         self._rebuild_codec()
         self._preparing = None  # only now: a schema the codec refuses is refused again next time
 
@@ -223,7 +219,7 @@ class StreamLoader:
     def _rebuild_codec(self) -> None:
         """Called whenever the table's columns change (with no batch in flight)."""
         assert self._raw_schema is not None
-        self._load_key_range()
+        self.key_range.load(self.dest, self.method, self.key_columns, self.columns)
         try:
             self.codec = RecordCodec(
                 self.stream,
@@ -237,34 +233,6 @@ class StreamLoader:
             reason = f"unsupported schema: {first_line(exc)}"
             raise InputError(reason, stream=self.stream, line=self._schema_line) from None
         self.builder.codec = self.codec
-
-    def _load_key_range(self) -> None:
-        """For one integer or date key (compared alike by Python and PostgreSQL), its lowest and highest
-        value in the table: read with the table when the SCHEMA prepared it, else two reads of the key's
-        unique index."""
-        key = [c for c in self.columns if c.prop is not None and c.name in self.key_columns]
-        self._bounded = (
-            self.method in ("upsert", "overwrite")
-            and len(key) == 1
-            and bounded_key(key[0].json_kind, key[0].pg_type)
-        )
-        prefetched, self._prefetched = self._prefetched, _UNREAD
-        if self._bounded:
-            if prefetched is _UNREAD:
-                self._key_range = self.dest.key_range(key[0].name)
-            else:
-                self._key_range = prefetched  # type: ignore[assignment]
-
-    def _new_keys(self, keys: list[Any]) -> bool:
-        """Whether every key of the batch lies outside the range of keys already in the table (or sent
-        before in this run): then no row can conflict and the batch is COPYed straight in, as an append.
-        Ever-growing ids, the usual shape of a backfill or an incremental load, take this path."""
-        if not self._bounded or not keys:
-            return False
-        lo, hi = min(keys), max(keys)
-        known = self._key_range
-        self._key_range = (lo, hi) if known is None else (min(lo, known[0]), max(hi, known[1]))
-        return known is None or lo > known[1] or hi < known[0]
 
     def _widened_codec(self, column: Column) -> RecordCodec:
         """A value beyond the column's integer range: the column becomes numeric, in place."""
@@ -369,7 +337,7 @@ class StreamLoader:
             segment.last_line,
             segment.nbytes,
             self._sent,
-            direct=self._new_keys(batch.keys),
+            direct=self.key_range.all_new(batch.keys),
         )
         layout = Layout(
             self.schema,

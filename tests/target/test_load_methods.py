@@ -189,17 +189,17 @@ def test_new_keys_written_by_someone_else_meanwhile_fall_back_to_merge(
     import psycopg
 
     from flx_core.settings import libpq_conninfo
-    from target_flx import stream
+    from target_flx import key_range
 
     load(singer(schema_msg("t", PROPS, ["id"]), record("t", {"id": 1, "v": "a"})))
-    real = stream.StreamLoader._load_key_range
+    real = key_range.KnownKeys.load
 
-    def then_someone_writes(self: Any) -> None:
-        real(self)
+    def then_someone_writes(self: Any, *args: Any) -> None:
+        real(self, *args)
         with psycopg.connect(libpq_conninfo(database_url), autocommit=True) as conn:
             conn.execute(f'INSERT INTO "{target_schema}".t (id, v) VALUES (3, %s)', ("theirs",))
 
-    stream.StreamLoader._load_key_range = then_someone_writes  # type: ignore[method-assign]
+    key_range.KnownKeys.load = then_someone_writes  # type: ignore[method-assign]
     try:
         load(
             singer(
@@ -209,5 +209,5 @@ def test_new_keys_written_by_someone_else_meanwhile_fall_back_to_merge(
             )
         )
     finally:
-        stream.StreamLoader._load_key_range = real  # type: ignore[method-assign]
+        key_range.KnownKeys.load = real  # type: ignore[method-assign]
     assert _rows(query, target_schema) == [(1, "a"), (2, "b"), (3, "c")]
