@@ -48,8 +48,8 @@ def _checks(send_test: bool) -> Iterator[CheckLine]:
         yield CheckLine("settings", True, f"{where}{environment}, {len(settings.pipelines)} pipeline(s)")
 
     conn, line = _postgres(settings)
-    yield line
-    try:
+    try:  # the connection closes however far the caller reads
+        yield line
         yield from _schedules(settings)
         yield from _validations(settings, conn)
         yield from _oracle(settings)

@@ -111,8 +111,6 @@ def test_health_check_gives_up_on_a_silent_server(silent_port: int) -> None:
     assert "1s" in result.message
 
 
-# oracledb leaves its socket to the garbage collector when the server resets the connection mid-handshake
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_connection_slammed_shut_is_connectivity(slamming_port: int) -> None:
     result = OracleConnectionManager(settings(port=slamming_port)).health_check()
     assert (result.ok, result.category, result.code) == (False, "connectivity", "DPY-6005")

@@ -69,12 +69,6 @@ def engine(project: FaultProject, cluster: Cluster) -> Iterator[Engine]:
     eng.dispose()
 
 
-# The restart breaks the test's own pooled connections; SQLAlchemy drops them without psycopg's close.
-RESTART_LEAVES_BROKEN_CONNECTIONS = pytest.mark.filterwarnings(
-    "ignore::pytest.PytestUnraisableExceptionWarning"
-)
-
-
 def eventually(check: Callable[[], T | None], timeout: float = 60, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -209,7 +203,6 @@ def test_a_runner_killed_with_its_supervisor_has_its_leftovers_ended_by_the_next
     assert events(engine, recovered.id)[-1][2]["previous_status"] == "running"
 
 
-@RESTART_LEAVES_BROKEN_CONNECTIONS
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_a_server_restart_mid_run_lets_no_second_run_start_and_keeps_the_outcome(
     project: FaultProject, engine: Engine, cluster: Cluster, mode: str
@@ -246,7 +239,6 @@ def test_a_server_restart_mid_run_lets_no_second_run_start_and_keeps_the_outcome
     assert logged[-1] == "flx ▸ succeeded after 1 attempt(s)"
 
 
-@RESTART_LEAVES_BROKEN_CONNECTIONS
 def test_a_worker_holding_a_job_rides_out_a_server_restart(
     project: FaultProject, engine: Engine, cluster: Cluster
 ) -> None:
