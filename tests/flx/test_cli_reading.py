@@ -13,7 +13,6 @@ from importlib.metadata import version
 import pytest
 import yaml
 
-from tests.embedded_server import stop_embedded
 from tests.flx.meltano_project import BIN, MeltanoProject
 
 pytestmark = pytest.mark.slow
@@ -118,8 +117,10 @@ def test_the_embedded_server_is_announced_once_per_run(project: MeltanoProject) 
             check=False,
         )
         assert psql.stdout.strip() == "5", psql.stdout + psql.stderr
-    finally:
-        stop_embedded(pgdata)
+    finally:  # flx started it: flx stops it (pgserver's get_server would start it again to clean up)
+        subprocess.run(
+            [str(BIN / "flx"), "db", "stop", "--force"], cwd=project.root, env=env, timeout=120, check=False
+        )
 
 
 def test_serve_says_when_each_pipeline_runs_next(project: MeltanoProject) -> None:
