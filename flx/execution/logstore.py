@@ -195,7 +195,8 @@ def expire(engine: Engine, retention_days: float) -> int:
 
 
 class Expiry:
-    """Log expiry at most once every `every_seconds` per process: runs start often, chunks age slowly."""
+    """Log expiry at most once every `every_seconds`: runs start often, chunks age slowly. One per process
+    (`EXPIRY`), shared by every runner `flx serve` and `flx worker` make."""
 
     def __init__(self, every_seconds: float = 3600.0) -> None:
         self.every_seconds = every_seconds
@@ -213,3 +214,6 @@ class Expiry:
             return
         if gone:
             log.info("deleted %d log chunks older than %g days", gone, retention_days)
+
+
+EXPIRY = Expiry()

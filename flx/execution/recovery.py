@@ -87,6 +87,11 @@ def _age_seconds() -> ColumnElement[Any]:
     return func.extract("epoch", func.now() - func.coalesce(Execution.heartbeat_at, Execution.created_at))
 
 
+def _runner_died_here(pid: int | None) -> bool:
+    """A run recorded on this machine whose runner (not this process) is no longer alive."""
+    return pid is not None and pid != os.getpid() and not pid_alive(pid)
+
+
 def wait_for_dead_local_runner(engine: Engine, pipeline: str, runner_gone_after_seconds: float) -> float:
     """Seconds until an active run of `pipeline` whose runner died on this machine can be buried (0: none).
 
@@ -101,11 +106,7 @@ def wait_for_dead_local_runner(engine: Engine, pipeline: str, runner_gone_after_
             .join(Pipeline, Pipeline.id == Execution.pipeline_id)
             .where(Pipeline.name == pipeline, Execution.status.in_(_ACTIVE), Execution.process_host == here)
         ).all()
-    waits = [
-        runner_gone_after_seconds - float(age)
-        for pid, age in rows
-        if pid not in (None, os.getpid()) and not pid_alive(pid)
-    ]
+    waits = [runner_gone_after_seconds - float(age) for pid, age in rows if _runner_died_here(pid)]
     return max([0.0, *waits])
 
 
@@ -159,7 +160,7 @@ def recover_stale(
         ).all()
         for execution, pipeline, age_seconds, lock_gone in rows:
             local = execution.process_host == here
-            runner_dead = local and execution.pid not in (None, os.getpid()) and not pid_alive(execution.pid)
+            runner_dead = local and _runner_died_here(execution.pid)
             if not windows.gone(float(age_seconds), bool(lock_gone), runner_dead):
                 continue
             ended = _end_leftovers(execution, kill_grace_seconds) if local else ""

@@ -33,7 +33,7 @@ from flx.config import FlxSettings, PipelineSettings
 from flx.execution.dbretry import DatabaseRetry, DatabaseUnavailable, short_reason
 from flx.execution.lease import Lease, Leases, LeaseTiming
 from flx.execution.locks import PipelineBusy
-from flx.execution.logstore import Expiry, LogWriter
+from flx.execution.logstore import EXPIRY, LogWriter
 from flx.execution.process import ChildProcess, ProcessResult
 from flx.execution.records import ConcurrencyError, ExecutionRecord, sync_pipeline
 from flx.execution.recovery import StaleExecution, buried_recently, recover_stale, wait_for_dead_local_runner
@@ -104,7 +104,6 @@ class Runner:
         self._lease_lost: str | None = None
         self._cancelled_by: str | None = None
         self._logs: LogWriter | None = None
-        self._expiry = Expiry()
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -154,7 +153,7 @@ class Runner:
         # so: --force. Overlap is still impossible: the pipeline lease below is ours.
         self._lease_lost = None
         self._cancelled_by = None
-        self._expiry.maybe(self.engine, self.settings.log_retention_days)
+        EXPIRY.maybe(self.engine, self.settings.log_retention_days)
         buried_now = any(dead.pipeline == pipeline.name for dead in self.recover())
         force = (
             force
