@@ -211,6 +211,7 @@ class StreamTable:
         self.table = table
         self.write_table = table  # `<table>__flx_new` while an overwrite is loading
         self.overwriting = False
+        self._preparing: concurrent.futures.Future[Prepared] | None = None
 
     @property
     def name(self) -> str:
@@ -233,11 +234,20 @@ class StreamTable:
         keys: Sequence[str],
         primary_key: bool,
         bounded: tuple[str, str] | None,
-    ) -> concurrent.futures.Future[Prepared]:
-        """Create the table or add and widen its columns, without waiting: the future's answer is the
-        actual column types afterwards and, for a `bounded` key (column, JSON kind), its key range."""
+    ) -> None:
+        """Create the table or add and widen its columns, without waiting (`settle` waits): the answer
+        is the actual column types afterwards and, for a `bounded` key (column, JSON kind), its range."""
         spec = TableSpec(self.schema, self.write_table, columns, keys, primary_key=primary_key)
-        return self.catalog.prepare(spec, bounded)
+        self._preparing = self.catalog.prepare(spec, bounded)
+
+    def settle(self, use: Callable[[Prepared], None]) -> None:
+        """Wait for the table the last `prepare` asked for and hand it to `use`. Until `use` returns the
+        preparation stays pending: a failure (the table's, or what `use` refuses) is raised again by
+        every later call, so nothing of the stream is ever sent past it."""
+        if self._preparing is None:
+            return
+        use(self._preparing.result())
+        self._preparing = None
 
     def ensure(
         self, columns: dict[str, str], keys: Sequence[str] = (), primary_key: bool = False
