@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 import msgspec
@@ -74,6 +74,67 @@ class BatchMeta:
     sync_started_at: int
 
 
+@dataclass
+class _Fields:
+    """The record struct's fields (`f0`, `f1`, … one per record column, renamed to their properties) and
+    what the encoder must know of them."""
+
+    # (attribute, type[, default]) as one-line decodes check them
+    strict: list[tuple[Any, ...]] = field(default_factory=list)
+    rename: dict[str, str] = field(default_factory=dict)  # attribute → property
+    converters: dict[int, Converter] = field(default_factory=dict)
+    # integer bounds beyond int64, which msgspec cannot check: (attribute, property, bounds)
+    wide_bounds: list[tuple[str, str, tuple[Any, Any, Any, Any]]] = field(default_factory=list)
+    number_fields: list[str] = field(default_factory=list)  # attributes holding a number's raw JSON text
+    text_fields: set[int] = field(default_factory=set)
+    not_null: set[int] = field(default_factory=set)  # raw numbers that must not be JSON null
+
+    @classmethod
+    def of(
+        cls,
+        record_columns: Sequence[Column],
+        property_schemas: dict[str, dict[str, Any]],
+        keys: set[str],
+        required: set[str],
+        validate: bool,
+    ) -> _Fields:
+        fields = cls()
+        # Numbers are decoded as their exact JSON text and encoded to numeric's binary form from it (see
+        # copybin.py): no Decimal object. Not keys: upserts keep the last record per key by comparing
+        # values, and 1.0 is the same key as 1.
+        for i, col in enumerate(record_columns):
+            assert col.prop is not None
+            attribute, is_key = f"f{i}", col.prop in keys
+            schema = resolved(property_schemas.get(col.prop, {}))
+            decode_type = _decode_type(col, schema)
+            if col.json_kind == "integer" and (bounds := wide_bounds(schema)) is not None:
+                fields.wide_bounds.append((attribute, col.prop, bounds))
+            if (conv := _converter(col)) is not None:
+                fields.converters[i] = conv
+            if (validate and not allows_null(schema)) or is_key or col.json_kind == "json":
+                typ: Any = decode_type  # msgspec.Raw cannot be in a union: JSON null arrives as Raw b"null"
+            else:
+                typ = decode_type | None
+            if is_key or (validate and col.prop in required):
+                fields.strict.append((attribute, typ))
+            else:
+                fields.strict.append((attribute, typ, None))
+            fields.rename[attribute] = col.prop
+            if _as_raw_number(col) and not is_key:
+                fields.number_fields.append(attribute)
+                fields.text_fields.add(i)
+                if validate and not allows_null(schema):
+                    fields.not_null.add(i)  # msgspec.Raw takes JSON null too: the encoder refuses it here
+        return fields
+
+    def batch(self) -> list[tuple[Any, ...]]:
+        """The batch decoder's fields. It checks only a UUID's length; the encoder parses it (refusing
+        what the schema's pattern refuses), faster than a regex per value inside msgspec. One-line
+        decodes stay fully strict."""
+        loose = [Raw if i in self.text_fields else _loosen(f[1]) for i, f in enumerate(self.strict)]
+        return [(f[0], typ, *f[2:]) for f, typ in zip(self.strict, loose, strict=True)]
+
+
 class RecordCodec:
     """Decodes one stream's RECORD lines; rebuilt whenever the stream's schema or columns change."""
 
@@ -93,59 +154,20 @@ class RecordCodec:
         record_columns = [c for c in self.columns if c.prop is not None]
         self._attributes = {c.prop: f"f{i}" for i, c in enumerate(record_columns)}
         self._secret = {p for p, sch in property_schemas.items() if isinstance(sch, dict) and is_secret(sch)}
-        # integer bounds beyond int64, which msgspec cannot check: (attribute, property, bounds)
-        self._wide_bounds: list[tuple[str, str, tuple[Any, Any, Any, Any]]] = []
-        strict: list[tuple[Any, ...]] = []
-        rename: dict[str, str] = {}
-        converters: dict[int, Converter] = {}
         self.key_attributes = [f"f{i}" for i, c in enumerate(record_columns) if c.prop in key_properties]
         self._key_props = set(key_properties)
-        self._number_fields: list[str] = []  # attributes holding a number's raw JSON text
-        # Numbers are decoded as their exact JSON text and encoded to numeric's binary form from it (see
-        # copybin.py): no Decimal object. Not keys: upserts keep the last record per key by comparing
-        # values, and 1.0 is the same key as 1.
-        raw_number_columns = {
-            c.name for c in self.columns if _as_raw_number(c) and c.prop not in key_properties
-        }
-        text_fields: set[int] = set()
-        not_null: set[int] = set()
-        for i, col in enumerate(record_columns):
-            assert col.prop is not None
-            schema = resolved(property_schemas.get(col.prop, {}))
-            decode_type = _decode_type(col, schema)
-            if col.json_kind == "integer" and (bounds := wide_bounds(schema)) is not None:
-                self._wide_bounds.append((f"f{i}", col.prop, bounds))
-            if (conv := _converter(col)) is not None:
-                converters[i] = conv
-            is_key = col.prop in key_properties
-            if (validate and not allows_null(schema)) or is_key or col.json_kind == "json":
-                typ: Any = decode_type  # msgspec.Raw cannot be in a union: JSON null arrives as Raw b"null"
-            else:
-                typ = decode_type | None
-            if is_key or (validate and col.prop in required):
-                strict.append((f"f{i}", typ))
-            else:
-                strict.append((f"f{i}", typ, None))
-            rename[f"f{i}"] = col.prop
-            if col.name in raw_number_columns:
-                self._number_fields.append(f"f{i}")
-                text_fields.add(i)
-                if validate and not allows_null(schema):
-                    not_null.add(i)  # msgspec.Raw takes JSON null too: the encoder refuses it here
-        # The batch decoder checks only a UUID's length; the encoder parses it (refusing what the schema's
-        # pattern refuses), faster than a regex per value inside msgspec. One-line decodes stay fully strict.
-        batch = [(f[0], Raw if i in text_fields else _loosen(f[1]), *f[2:]) for i, f in enumerate(strict)]
+        fields = _Fields.of(record_columns, property_schemas, self._key_props, set(required), validate)
+        self._wide_bounds = fields.wide_bounds
+        self._number_fields = fields.number_fields
+        name = f"{_safe(stream)}Record"
         self.record_type = msgspec.defstruct(
-            f"{_safe(stream)}Record", batch, rename=rename, kw_only=True, gc=False
+            name, fields.batch(), rename=fields.rename, kw_only=True, gc=False
         )
-        strict_record = msgspec.defstruct(
-            f"{_safe(stream)}Record", strict, rename=rename, kw_only=True, gc=False
-        )
-        message_type = _message_struct(stream, self.record_type)
-        self.message_type = message_type
-        self._decoder = msgspec.json.Decoder(list[message_type])  # type: ignore[valid-type]
+        strict_record = msgspec.defstruct(name, fields.strict, rename=fields.rename, kw_only=True, gc=False)
+        self.message_type = _message_struct(stream, self.record_type)
+        self._decoder = msgspec.json.Decoder(list[self.message_type])  # type: ignore[name-defined]
         self._one = msgspec.json.Decoder(_message_struct(stream, strict_record))
-        self._plan = _plan(self.columns, converters, not_null)
+        self._plan = _plan(self.columns, fields.converters, fields.not_null)
 
     def decode(self, lines: Sequence[bytes]) -> tuple[list[Any], Failure | None]:
         """Decode as many leading lines as are valid; report the first invalid one."""

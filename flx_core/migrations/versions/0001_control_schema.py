@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from flx_core.migrations.schema import control_schema
+
 # revision identifiers, used by Alembic.
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -31,11 +33,6 @@ TABLES = [
     "stream_loads",
     "validation_results",
 ]
-
-
-def _schema() -> str:
-    config = op.get_context().config
-    return str(config.attributes.get("schema", "flx")) if config is not None else "flx"
 
 
 def upgrade() -> None:
@@ -297,7 +294,7 @@ def upgrade() -> None:
     )
 
     # updated_at moves on every UPDATE, whoever writes (tap-flx replicates on it)
-    schema = _schema()
+    schema = control_schema()
     op.execute(
         f'CREATE OR REPLACE FUNCTION "{schema}".touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS '
         "$$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$"
@@ -337,4 +334,4 @@ def downgrade() -> None:
     op.drop_table("plugins", schema="flx")
     op.drop_index(op.f("ix_pipelines_updated_at"), table_name="pipelines", schema="flx")
     op.drop_table("pipelines", schema="flx")
-    op.execute(f'DROP FUNCTION IF EXISTS "{_schema()}".touch_updated_at()')
+    op.execute(f'DROP FUNCTION IF EXISTS "{control_schema()}".touch_updated_at()')

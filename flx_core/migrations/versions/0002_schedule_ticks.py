@@ -11,15 +11,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from flx_core.migrations.schema import control_schema
+
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-def _schema() -> str:
-    config = op.get_context().config
-    return str(config.attributes.get("schema", "flx")) if config is not None else "flx"
 
 
 def upgrade() -> None:
@@ -60,8 +57,8 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_schedule_ticks_updated_at"), "schedule_ticks", ["updated_at"], unique=False, schema="flx"
     )
-    op.add_column("executions", sa.Column("lock_session", sa.Integer(), nullable=True), schema=_schema())
-    schema = _schema()
+    schema = control_schema()
+    op.add_column("executions", sa.Column("lock_session", sa.Integer(), nullable=True), schema=schema)
     op.execute(
         f'CREATE TRIGGER touch_updated_at BEFORE UPDATE ON "{schema}"."schedule_ticks" '
         f'FOR EACH ROW EXECUTE FUNCTION "{schema}".touch_updated_at()'
@@ -69,7 +66,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_column("executions", "lock_session", schema=_schema())
+    op.drop_column("executions", "lock_session", schema=control_schema())
     op.drop_index(op.f("ix_schedule_ticks_updated_at"), table_name="schedule_ticks", schema="flx")
     op.drop_index(op.f("ix_schedule_ticks_pipeline_id_tick_at"), table_name="schedule_ticks", schema="flx")
     op.drop_table("schedule_ticks", schema="flx")

@@ -9,19 +9,16 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from flx_core.migrations.schema import control_schema
+
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _schema() -> str:
-    config = op.get_context().config
-    return str(config.attributes.get("schema", "flx")) if config is not None else "flx"
-
-
 def upgrade() -> None:
-    schema = _schema()
+    schema = control_schema()
     op.create_index("ix_executions_created_at_id", "executions", ["created_at", "id"], schema=schema)
     op.create_index(
         "ix_executions_pipeline_id_created_at_id",
@@ -39,7 +36,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    schema = _schema()
+    schema = control_schema()
     op.drop_index("ix_executions_status_created_at", "executions", schema=schema)
     op.drop_index("ix_executions_pipeline_id_created_at_id", "executions", schema=schema)
     op.drop_index("ix_executions_created_at_id", "executions", schema=schema)

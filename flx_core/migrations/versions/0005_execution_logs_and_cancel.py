@@ -11,19 +11,16 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from flx_core.migrations.schema import control_schema
+
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _schema() -> str:
-    config = op.get_context().config
-    return str(config.attributes.get("schema", "flx")) if config is not None else "flx"
-
-
 def upgrade() -> None:
-    schema = _schema()
+    schema = control_schema()
     op.add_column(
         "executions",
         sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
@@ -58,7 +55,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    schema = _schema()
+    schema = control_schema()
     op.drop_index(op.f("ix_execution_logs_created_at"), "execution_logs", schema=schema)
     op.drop_table("execution_logs", schema=schema)
     op.drop_column("executions", "cancel_requested_by", schema=schema)
