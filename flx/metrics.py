@@ -32,6 +32,7 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import Connection, Engine, func, literal_column, select, text, true
 
 from flx_core.models import Alert, Execution, Pipeline, StreamLoad
+from flx_core.statuses import ACTIVE, ExecutionStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ P = Pipeline.__table__
 SL = StreamLoad.__table__
 A = Alert.__table__
 
-ACTIVE = ("pending", "running", "retrying")
-FINAL = ("succeeded", "failed", "failed_validation", "timed_out", "cancelled", "skipped")
+FINAL = tuple(s.value for s in ExecutionStatus if s.is_final)
 SEVERITIES = ("warning", "error", "critical")
 # Seconds: from a quick incremental sync to a day-long full load.
 DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)

@@ -7,7 +7,6 @@ uses as its replication key.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from flx_core.statuses import ExecutionStatus
+
 SCHEMA = "flx"
 
 NAMING = {
@@ -39,22 +40,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class ExecutionStatus(enum.StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    FAILED_VALIDATION = "failed_validation"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.RETRYING)
 
 
 def _now() -> Any:

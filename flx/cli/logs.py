@@ -18,8 +18,9 @@ import click
 
 from flx.cli.context import err_console, load, reader
 from flx.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, FlxError
+from flx.execution.cancel import request_cancel
+from flx_core.statuses import ACTIVE
 
-ACTIVE = ("pending", "running", "retrying")
 POLL_SECONDS = 0.5
 
 
@@ -164,18 +165,3 @@ def cancel(execution: str, no_wait: bool, wait_seconds: float | None) -> None:
             EXIT_FAILED,
         )
     raise FlxError(f"flx cancel: {what} ended {status} before it could be cancelled", EXIT_FAILED)
-
-
-def request_cancel(conn: Any, schema: str, execution_id: Any, by: str) -> tuple[Any, str] | None:
-    """Write the request on an active execution (the first request stands); (when, by whom), or None when
-    the execution is no longer active."""
-    from psycopg import sql
-
-    query = sql.SQL(
-        "UPDATE {}.executions SET cancel_requested_at = coalesce(cancel_requested_at, now()), "
-        "cancel_requested_by = coalesce(cancel_requested_by, %(by)s) "
-        "WHERE id = %(id)s AND status IN ('pending', 'running', 'retrying') "
-        "RETURNING cancel_requested_at, cancel_requested_by"
-    ).format(sql.Identifier(schema))
-    found = conn.execute(query, {"id": execution_id, "by": by}).fetchone()
-    return (found[0], str(found[1])) if found else None

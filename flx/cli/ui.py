@@ -58,7 +58,7 @@ def ui(host: str, port: int, actions: bool, token: str | None) -> None:
     resolved = database(settings)
     engine = make_engine(resolved, pool_size=4)
     where = f"{describe(resolved.url())} schema {resolved.control_schema}"
-    app = create_app(UiConfig(engine, settings, actions, token, public, where))
+    app = create_app(UiConfig(engine, settings, actions, token, public, where, resolved.control_schema))
     listener = _listen(host, port)
     bound_port = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

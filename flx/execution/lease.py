@@ -27,11 +27,11 @@ from sqlalchemy.pool import NullPool
 from flx.config import FlxSettings
 from flx.execution.dbretry import short_reason
 from flx.execution.locks import PipelineBusy, PipelineSlot
-from flx_core.models import Execution, ExecutionStatus, Pipeline
+from flx_core.models import Execution, Pipeline
+from flx_core.statuses import ACTIVE as _ACTIVE
 
 log = logging.getLogger(__name__)
 
-_ACTIVE = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value, ExecutionStatus.RETRYING.value)
 MARGIN_SECONDS = 2.0
 # A restart takes seconds, a failover up to a minute or so: this long, at least, the job goes on.
 HOLD_FLOOR_SECONDS = 15.0

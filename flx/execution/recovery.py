@@ -31,10 +31,9 @@ from sqlalchemy.orm import Session
 from flx.execution.proctree import end_job, host_identity, job_processes, pid_alive
 from flx.execution.records import append_event
 from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
+from flx_core.statuses import ACTIVE as _ACTIVE
 
 log = logging.getLogger(__name__)
-
-_ACTIVE = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value, ExecutionStatus.RETRYING.value)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, select
 
 from flx.config import FlxSettings
+from flx.execution.cancel import request_cancel
 from flx_core.models import Execution
-
-ACTIVE = ("pending", "running", "retrying")
+from flx_core.statuses import ACTIVE
 
 
 class ActionRefused(Exception):
@@ -60,22 +60,14 @@ def run_now(settings: FlxSettings | None, pipeline: str) -> Started:
     return Started(process, output)
 
 
-def cancel(conn: Connection, execution_id: uuid.UUID, by: str) -> None:
-    """Write a cancel request on an active run; its runner, on whatever machine, reads it with its next
-    heartbeat, stops the job and records `cancelled` (as `flx cancel` does)."""
+def cancel(conn: Connection, execution_id: uuid.UUID, by: str, schema: str) -> None:
+    """Write a cancel request on an active run (as `flx cancel` does, through the same statement)."""
     E = Execution.__table__
     assert isinstance(E, Table)
     status = conn.scalar(select(E.c.status).where(E.c.id == execution_id))
     if status not in ACTIVE:
         raise ActionRefused(f"this run is {str(status).replace('_', ' ')}: there is nothing to cancel")
-    changed = conn.execute(
-        update(E)
-        .where(E.c.id == execution_id, E.c.status.in_(ACTIVE))
-        .values(
-            cancel_requested_at=func.coalesce(E.c.cancel_requested_at, func.now()),
-            cancel_requested_by=func.coalesce(E.c.cancel_requested_by, by),
-        )
-    ).rowcount
+    requested = request_cancel(conn.connection.driver_connection, schema, execution_id, by)
     conn.commit()
-    if changed != 1:
+    if requested is None:
         raise ActionRefused("this run ended meanwhile: there is nothing to cancel")

@@ -66,6 +66,7 @@ class UiConfig:
     token: str | None = None
     public: bool = False  # bound beyond loopback
     database: str = ""  # where the control schema is, password hidden
+    control_schema: str = "flx"
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -377,7 +378,8 @@ class Ui:
         execution_id: uuid.UUID = request.path_params["execution_id"]
         by = f"flx ui on {socket.gethostname()} ({request.client.host if request.client else 'unknown'})"
         try:
-            await run_in_threadpool(self.read, lambda conn: actions.cancel(conn, execution_id, by))
+            schema = self.config.control_schema
+            await run_in_threadpool(self.read, lambda conn: actions.cancel(conn, execution_id, by, schema))
         except actions.ActionRefused as exc:
             return self.problem(request, 409, "Cannot cancel", str(exc))
         return RedirectResponse(f"/runs/{execution_id}?notice=cancel-sent", status_code=303)

@@ -36,6 +36,7 @@ from flx_core.models import (
     StreamLoad,
     ValidationResult,
 )
+from flx_core.statuses import ACTIVE, ExecutionStatus
 
 E = Execution.__table__
 P = Pipeline.__table__
@@ -44,19 +45,8 @@ SL = StreamLoad.__table__
 V = ValidationResult.__table__
 A = Alert.__table__
 
-ACTIVE = ("pending", "running", "retrying")
 FAILURES = ("failed", "failed_validation", "timed_out")
-STATUSES = (
-    "pending",
-    "running",
-    "retrying",
-    "succeeded",
-    "failed",
-    "failed_validation",
-    "timed_out",
-    "cancelled",
-    "skipped",
-)
+STATUSES = tuple(s.value for s in ExecutionStatus)
 # Status groups the run filter offers besides single statuses.
 STATUS_GROUPS = {"active": ACTIVE, "failures": FAILURES}
 RECENT_RUNS = 30
