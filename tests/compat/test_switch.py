@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -18,7 +17,6 @@ import pytest
 from sqlalchemy.engine import URL
 
 from flx_core.settings import libpq_conninfo
-from target_flx.types import column_type
 from tests.target.singer_io import record, schema_msg, singer
 
 pytestmark = pytest.mark.compat
@@ -94,30 +92,11 @@ def _columns(query: Callable[..., Any], schema: str) -> dict[tuple[str, str], st
     }
 
 
-@pytest.fixture
-def content_encoding(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """`interpret_content_encoding: true` for target-flx (see tests/target/test_tap_values.py)."""
-    from target_flx.settings import LoadSettings
-
-    if "interpret_content_encoding" in LoadSettings.__dataclass_fields__:
-        yield {"interpret_content_encoding": True}
-        return
-
-    def typed(schema: dict[str, Any], **_: Any) -> Any:
-        return column_type(schema, interpret_content_encoding=True)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith("target_flx.") and getattr(module, "column_type", None) is column_type:
-            monkeypatch.setattr(module, "column_type", typed)
-    yield {}
-
-
 def test_reference_tables_are_adopted_as_they_are(
     reference_load: Callable[..., Any],
     load: Callable[..., Any],
     query: Callable[..., Any],
     target_schema: str,
-    content_encoding: dict[str, Any],
 ) -> None:
     streams = ["TestCamel", "myschema-MyTable"]
     text = singer(
@@ -136,7 +115,7 @@ def test_reference_tables_are_adopted_as_they_are(
     text = singer(
         *[m for s in streams for m in (schema_msg(s, PROPS, ["id"]), record(s, later), record(s, changed))]
     )
-    load(text, **content_encoding)
+    load(text, interpret_content_encoding=True)
 
     after = _columns(query, target_schema)
     assert after == before  # one table per stream, one column per property, no type changed

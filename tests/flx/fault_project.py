@@ -8,7 +8,6 @@ overlap between two runs is visible. `tap-broken` fails the way a real source do
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -19,7 +18,7 @@ from typing import IO, Any
 
 import yaml
 
-from tests.flx.meltano_project import flx_plugin
+from tests.flx.meltano_project import flx_plugin, project_env, run_flx
 
 BIN = Path(sys.executable).parent
 JOB = "sleepy-job"
@@ -73,15 +72,7 @@ class FaultProject:
     control: str
 
     def flx(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "flx"), *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_flx(self.root, self.env, *args, timeout=timeout)
 
     def flx_background(self, name: str, *args: str) -> Background:
         """`flx ARGS` in its own session, stdout and stderr to files (a pipe nobody reads would stall it)."""
@@ -164,14 +155,5 @@ def make_fault_project(
         ],
     }
     (root / "meltano.yml").write_text(yaml.safe_dump(document, sort_keys=False))
-    env = {
-        **os.environ,
-        "FLX_DATABASE_URL": database_url,
-        "FLX_CONTROL_SCHEMA": control,
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_DISABLE_TRACKING": "true",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    for inherited in ("MELTANO_PROJECT_ROOT", "FLX_EXECUTION_ID", "MELTANO_ENVIRONMENT"):
-        env.pop(inherited, None)
+    env = project_env(database_url, control)
     return FaultProject(root, env, control)

@@ -60,6 +60,38 @@ print(json.dumps({{"type": "STATE", "value": {{"bookmarks": {{"items": {{"id": n
 """
 
 
+def project_env(database_url: str, control: str) -> dict[str, str]:
+    """The environment a test project's commands run in: this venv's commands first, the test database
+    and the project's own control schema, nothing inherited that would point at another project or run."""
+    env = {
+        **os.environ,
+        "FLX_DATABASE_URL": database_url,
+        "FLX_CONTROL_SCHEMA": control,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_DISABLE_TRACKING": "true",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for inherited in ("MELTANO_PROJECT_ROOT", "FLX_EXECUTION_ID", "MELTANO_ENVIRONMENT"):
+        env.pop(inherited, None)
+    return env
+
+
+def run_flx(
+    root: Path, env: dict[str, str], *args: str, timeout: float, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """`flx ARGS` in a project, as a user's shell runs it; its output captured, its exit code not checked."""
+    return subprocess.run(
+        [str(BIN / "flx"), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
 @dataclass
 class MeltanoProject:
     root: Path
@@ -78,16 +110,7 @@ class MeltanoProject:
         return engine
 
     def flx(self, *args: str, timeout: float = 240, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "flx"), *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            **kwargs,
-        )
+        return run_flx(self.root, self.env, *args, timeout=timeout, **kwargs)
 
     def flx_background(self, *args: str) -> subprocess.Popen[str]:
         return closing_pipes(
@@ -163,16 +186,7 @@ def make_project(
         "jobs": [{"name": f"{mode}-job", "tasks": [f"tap-{mode} target-flx"]} for mode in MODES],
     }
     (root / "meltano.yml").write_text(yaml.safe_dump(document, sort_keys=False))
-    env = {
-        **os.environ,
-        "FLX_DATABASE_URL": database_url,
-        "FLX_CONTROL_SCHEMA": control,
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_DISABLE_TRACKING": "true",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    env.pop("MELTANO_PROJECT_ROOT", None)
-    env.pop("FLX_EXECUTION_ID", None)
+    env = project_env(database_url, control)
     return MeltanoProject(root, env, schema, control)
 
 

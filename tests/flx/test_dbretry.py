@@ -5,20 +5,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from flx.config import PipelineSettings
 from flx.execution.dbretry import DatabaseRetry, DatabaseUnavailable
 from flx.execution.records import ConcurrencyError, ExecutionRecord, sync_pipeline
-from flx_core.database import make_engine
-from flx_core.migrate import ensure_schema
 from flx_core.models import ExecutionStatus
-from flx_core.settings import DatabaseSettings
 
 T = TypeVar("T")
 QUICK = DatabaseRetry(deadline_seconds=1.0, first_delay_seconds=0.01, max_delay_seconds=0.05)
@@ -58,14 +55,8 @@ def test_other_errors_are_not_retried_and_the_wait_is_bounded() -> None:
 
 
 @pytest.fixture(scope="module")
-def control(db_settings: DatabaseSettings) -> Iterator[Engine]:
-    schema = f"ctl_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(db_settings.model_copy(update={"control_schema": schema}))
-    ensure_schema(engine, schema)
-    yield engine
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+def control(own_control: Engine) -> Engine:
+    return own_control
 
 
 class _AfterLostCommit(DatabaseRetry):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,23 +13,12 @@ from flx.config import PipelineSettings
 from flx.execution.locks import PipelineBusy, PipelineSlot
 from flx.execution.records import ConcurrencyError, ExecutionRecord, sync_pipeline
 from flx.execution.recovery import buried_recently, recover_stale
-from flx_core.database import make_engine
-from flx_core.migrate import ensure_schema
 from flx_core.models import Execution, ExecutionEvent, ExecutionStatus, Pipeline
-from flx_core.settings import DatabaseSettings
 
 
 @pytest.fixture(scope="module")
-def control(db_settings: DatabaseSettings) -> Iterator[Engine]:
-    """Its own control schema: the executions these tests leave running must not meet another test's
-    stale-run recovery in a shared one."""
-    schema = f"ctl_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(db_settings.model_copy(update={"control_schema": schema}))
-    ensure_schema(engine, schema)
-    yield engine
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+def control(own_control: Engine) -> Engine:
+    return own_control
 
 
 @pytest.fixture

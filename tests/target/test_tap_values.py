@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -285,27 +284,8 @@ def test_content_encoding_types() -> None:
     assert column_type(b64_schema, interpret_content_encoding=True).json_kind == "base64"
 
 
-@pytest.fixture
-def content_encoding(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """`interpret_content_encoding: true`, through the setting when the target declares it; else by giving
-    the modules that type columns the setting's effect."""
-    from target_flx.settings import LoadSettings
-
-    if "interpret_content_encoding" in LoadSettings.__dataclass_fields__:
-        yield {"interpret_content_encoding": True}
-        return
-
-    def typed(schema: dict[str, Any], **_: Any) -> Any:
-        return column_type(schema, interpret_content_encoding=True)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith("target_flx.") and getattr(module, "column_type", None) is column_type:
-            monkeypatch.setattr(module, "column_type", typed)
-    yield {}
-
-
 def test_content_encoding_loads_bytea(
-    load: Callable[..., Any], query: Callable[..., Any], target_schema: str, content_encoding: dict[str, Any]
+    load: Callable[..., Any], query: Callable[..., Any], target_schema: str
 ) -> None:
     props = {
         "id": {"type": "integer"},
@@ -319,7 +299,8 @@ def test_content_encoding_loads_bytea(
         {"id": 4, "h": "abc", "b": "aGVsbG8="},  # an odd digit count, as MeltanoLabs reads it
         {"id": 5, "h": "DEAD", "b": None},
     ]
-    load(singer(schema_msg("enc", props, ["id"]), *[record("enc", r) for r in rows]), **content_encoding)
+    text = singer(schema_msg("enc", props, ["id"]), *[record("enc", r) for r in rows])
+    load(text, interpret_content_encoding=True)
     assert _types(query, target_schema, "enc")["h"] == "bytea"
     got = query(f'SELECT h, b FROM "{target_schema}".enc ORDER BY id')
     assert [(bytes(h) if h is not None else None, bytes(b) if b is not None else None) for h, b in got] == [
@@ -332,17 +313,14 @@ def test_content_encoding_loads_bytea(
 
 
 @pytest.mark.parametrize(("prop", "value"), [("h", "not hex"), ("b", "no base64!")])
-def test_bad_content_encoding_is_named(
-    cli: Callable[..., Any], content_encoding: dict[str, Any], prop: str, value: str, encoder: str
-) -> None:
-    if not content_encoding:
-        pytest.skip("the setting is not declared yet: only in-process runs can type the column")
+def test_bad_content_encoding_is_named(cli: Callable[..., Any], prop: str, value: str, encoder: str) -> None:
     props = {
         "id": {"type": "integer"},
         "h": {"type": ["null", "string"], "contentEncoding": "base16"},
         "b": {"type": ["null", "string"], "contentEncoding": "base64"},
     }
-    result = cli(singer(schema_msg("enc", props), record("enc", {"id": 1, prop: value})), **content_encoding)
+    text = singer(schema_msg("enc", props), record("enc", {"id": 1, prop: value}))
+    result = cli(text, interpret_content_encoding=True)
     line = _error_line(result.stderr)
     assert f"field '{prop}'" in line and json.dumps(value) in line
 
