@@ -130,16 +130,34 @@ def find_execution(conn: Connection, schema: str, ref: str, extra: str = "") -> 
         params = {"name": name, "number": int(number)}
         rows = conn.execute(query, params).fetchall()
     else:
-        newest = _query(select + "WHERE p.name = %(name)s ORDER BY e.execution_number DESC LIMIT 1", schema)
-        rows = conn.execute(newest, {"name": ref}).fetchall()
-        if not rows:
-            query = _query(select + "WHERE e.id::text LIKE %(prefix)s LIMIT 2", schema)
-            prefix = ref.lower().replace("%", "").replace("_", "") + "%"
-            rows = conn.execute(query, {"prefix": prefix}).fetchall()
+        rows = _by_name_or_id(conn, schema, select, ref)
     if len(rows) != 1:
         what = "no execution" if not rows else "more than one execution"
         raise ExecutionNotFound(f"{what} matches {ref!r} (give an id, pipeline#number or a pipeline's name)")
     return tuple(rows[0])
+
+
+def _by_name_or_id(conn: Connection, schema: str, select: str, ref: str) -> list[Any]:
+    """A pipeline's newest execution or else the executions whose id starts with `ref`, in one statement
+    (an id prefix is a range of the primary key, read from its index)."""
+    newest = select + "WHERE p.name = %(name)s ORDER BY e.execution_number DESC LIMIT 1"
+    bounds = _id_range(ref)
+    if bounds is None:
+        return conn.execute(_query(newest, schema), {"name": ref}).fetchall()
+    by_id = select + "WHERE e.id BETWEEN %(low)s::uuid AND %(high)s::uuid LIMIT 2"
+    query = f"SELECT 0, named.* FROM ({newest}) named UNION ALL SELECT 1, by_id.* FROM ({by_id}) by_id"
+    params = {"name": ref, "low": bounds[0], "high": bounds[1]}
+    rows = conn.execute(_query(query, schema), params).fetchall()
+    named = [row[1:] for row in rows if row[0] == 0]
+    return named or [row[1:] for row in rows]
+
+
+def _id_range(ref: str) -> tuple[str, str] | None:
+    """The lowest and highest id that start with `ref` (hex digits, dashes anywhere), or None."""
+    digits = ref.lower().replace("-", "")
+    if not digits or len(digits) > 32 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return str(uuid.UUID(digits.ljust(32, "0"))), str(uuid.UUID(digits.ljust(32, "f")))
 
 
 def execution_detail(conn: Connection, schema: str, ref: str) -> ExecutionDetail:

@@ -313,30 +313,31 @@ def db() -> None:
     """The control schema (Alembic migrations) and flx's database."""
 
 
+def _migrate(direction: str, revision: str) -> None:
+    """Move the control schema to `revision` and say where it is now."""
+    from flx_core import migrate
+
+    engine, schema = engine_and_schema()
+    try:
+        getattr(migrate, direction)(engine, schema, revision)
+        now = migrate.current_revision(engine, schema)
+    finally:
+        engine.dispose()
+    console().print(f"control schema [bold]{schema}[/] at revision {now}")
+
+
 @db.command()
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Create or upgrade the control schema (idempotent)."""
-    from flx_core import migrate
-
-    engine, schema = engine_and_schema()
-    migrate.upgrade(engine, schema, revision)
-    now = migrate.current_revision(engine, schema)
-    console().print(f"control schema [bold]{schema}[/] at revision {now}")
-    engine.dispose()
+    _migrate("upgrade", revision)
 
 
 @db.command()
 @click.option("--revision", default="base", show_default=True)
 def downgrade(revision: str) -> None:
     """Downgrade the control schema (to base: drops every flx table)."""
-    from flx_core import migrate
-
-    engine, schema = engine_and_schema()
-    migrate.downgrade(engine, schema, revision)
-    now = migrate.current_revision(engine, schema)
-    console().print(f"control schema [bold]{schema}[/] at revision {now}")
-    engine.dispose()
+    _migrate("downgrade", revision)
 
 
 @db.command()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -26,6 +27,21 @@ from flx.validation.runner import ValidationRunner
 from flx_core.models import Execution, Pipeline
 from flx_core.settings import libpq_conninfo
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def metrics_options(command: F) -> F:
+    """`--metrics-port` and `--metrics-host`, the same for `flx serve` and `flx worker`."""
+    command = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address /metrics listens on (0.0.0.0: all).",
+    )(command)
+    return click.option(
+        "--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port."
+    )(command)
+
 
 @click.command()
 @click.option("--grace", default=300.0, show_default=True, help="Seconds running jobs get after SIGTERM.")
@@ -33,13 +49,7 @@ from flx_core.settings import libpq_conninfo
 @click.option(
     "--queue", "use_queue", is_flag=True, help="Hand ticks to `flx worker`s instead of running them."
 )
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address /metrics listens on (0.0.0.0: all).",
-)
+@metrics_options
 def serve(grace: float, jitter: float, use_queue: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Run scheduled pipelines (cron in each pipeline's time zone) until SIGTERM."""
     check_schedules(load(), "flx serve")
@@ -147,13 +157,7 @@ def queue_app(settings: FlxSettings) -> FlxQueue:
     "--stalled-after", default=30.0, show_default=True, help="Seconds without heartbeat = worker dead."
 )
 @click.option("--grace", default=300.0, show_default=True, help="Seconds a running job gets after SIGTERM.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address /metrics listens on (0.0.0.0: all).",
-)
+@metrics_options
 def worker(
     name: str | None, stalled_after: float, grace: float, metrics_port: int | None, metrics_host: str
 ) -> None:

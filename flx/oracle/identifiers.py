@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flx.validation.identifiers import IdentifierError, split_qualified
+from flx.sql_names import IdentifierError, split_qualified
 
 _PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9_$#]{0,127}$")
 

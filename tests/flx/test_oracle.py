@@ -18,7 +18,7 @@ from flx.oracle.errors import OracleConfigError, classify
 from flx.oracle.identifiers import oracle_table
 from flx.oracle.manager import OracleConnectionManager
 from flx.oracle.settings import OracleSourceSettings
-from flx.validation.identifiers import IdentifierError
+from flx.sql_names import IdentifierError
 from tests.flx.webhook import closed_port
 
 PASSWORD = "tiger-s3cr3t-pw"
