@@ -20,43 +20,25 @@ if TYPE_CHECKING:
 MAX_ROWS = 20  # the largest streams; a log with hundreds of rows is read by nobody
 
 
+_LEFT = ("stream", "table", "method", "status")
+_COUNTS = ("inserted", "updated", "unchanged", "deleted", "quarantined", "batches")
+_HEADINGS = ("stream", "table", "method", *_COUNTS, "MB", "status")
+
+
 def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
     loaders = list(loaders)
     if json_wanted():  # log shippers get one line per stream, not a drawn table
-        for s in loaders:
-            log.info(
-                "stream %r: %s into %s.%s",
-                s.stream,
-                s.stats.status,
-                s.schema,
-                s.table,
-                extra={"stream": s.stream, "table": f"{s.schema}.{s.table}", "records": _records(s)},
-            )
-        log.info("%d streams in %.1f s", len(loaders), seconds, extra={"seconds": round(seconds, 3)})
+        _log_summary(loaders, seconds)
         return
     console = Console(stderr=True, width=160)
     if not loaders:
         console.print(f"target-flx: no streams in the input ({seconds:.1f} s)")
         return
-    records = sum(s.stats.inserted + s.stats.updated + s.stats.unchanged for s in loaders)
+    records = sum(map(_records, loaders))
     rate = f", {records / seconds:,.0f} records/s" if seconds > 0 and records else ""
     table = Table(title=f"target-flx: {records:,} records in {seconds:.1f} s{rate}", title_justify="left")
-    for heading in (
-        "stream",
-        "table",
-        "method",
-        "inserted",
-        "updated",
-        "unchanged",
-        "deleted",
-        "quarantined",
-        "batches",
-        "MB",
-        "status",
-    ):
-        table.add_column(
-            heading, justify="right" if heading not in ("stream", "table", "method", "status") else "left"
-        )
+    for heading in _HEADINGS:
+        table.add_column(heading, justify="left" if heading in _LEFT else "right")
     shown = sorted(loaders, key=_records, reverse=True)[:MAX_ROWS] if len(loaders) > MAX_ROWS else loaders
     for s in shown:
         st = s.stats
@@ -64,12 +46,7 @@ def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
             s.stream,
             f"{s.schema}.{s.table}",
             s.method,
-            f"{st.inserted:,}",
-            f"{st.updated:,}",
-            f"{st.unchanged:,}",
-            f"{st.deleted:,}",
-            f"{st.quarantined:,}",
-            f"{st.batches:,}",
+            *(f"{getattr(st, count):,}" for count in _COUNTS),
             f"{st.bytes / 1e6:.1f}",
             st.status,
         )
@@ -80,6 +57,19 @@ def print_summary(loaders: Iterable[StreamLoader], seconds: float) -> None:
             " the control schema's stream_loads table has every one"
         )
     console.print(table)
+
+
+def _log_summary(loaders: list[StreamLoader], seconds: float) -> None:
+    for s in loaders:
+        log.info(
+            "stream %r: %s into %s.%s",
+            s.stream,
+            s.stats.status,
+            s.schema,
+            s.table,
+            extra={"stream": s.stream, "table": f"{s.schema}.{s.table}", "records": _records(s)},
+        )
+    log.info("%d streams in %.1f s", len(loaders), seconds, extra={"seconds": round(seconds, 3)})
 
 
 def _records(loader: StreamLoader) -> int:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -161,21 +162,14 @@ def run(
 
     Meltano's own options go after `--`: `flx run JOB -- --state-strategy merge`.
     """
-    options = [
-        flag
-        for flag, given in (
-            ("--full-refresh", full_refresh),
-            ("--dry-run", dry_run),
-            ("--refresh-catalog", refresh_catalog),
-            ("--no-state-update", no_state_update),
-        )
-        if given
-    ]
-    if state_id_suffix:
-        options += ["--state-id-suffix", state_id_suffix]
-    if state_strategy:
-        options += ["--state-strategy", state_strategy]
-    options += ctx.meta.get("meltano_args", ())
+    flags = {
+        "--full-refresh": full_refresh,
+        "--dry-run": dry_run,
+        "--refresh-catalog": refresh_catalog,
+        "--no-state-update": no_state_update,
+    }
+    valued = {"--state-id-suffix": state_id_suffix, "--state-strategy": state_strategy}
+    options = _meltano_options(flags, valued, ctx.meta.get("meltano_args", ()))
     settings = load()
     require_project(settings, "flx run")
     unknown = settings.unknown_blocks(job_or_blocks)
@@ -202,6 +196,16 @@ def run(
         if dry_run:
             retries = 0
     sys.exit(_run_here(settings, pipeline, trigger, retries, timeout))
+
+
+def _meltano_options(
+    flags: dict[str, bool], valued: dict[str, str | None], after: Sequence[str]
+) -> list[str]:
+    """`meltano run`'s options in the order given: the flags set, the options with a value, then what
+    came after `--`."""
+    options = [flag for flag, given in flags.items() if given]
+    options += [part for option, value in valued.items() if value for part in (option, value)]
+    return [*options, *after]
 
 
 def _unknown_job(name: str, settings: Any) -> str:

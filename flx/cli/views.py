@@ -110,6 +110,16 @@ def _value(value: object) -> str:
 
 
 def detail_view(detail: ExecutionDetail, width: int | None = None) -> Group:
+    """`flx show`: the execution's facts, its events, and its stream loads and validations if any."""
+    parts: list[Table] = [_facts(detail), _events(detail, width)]
+    if detail.loads:
+        parts.append(_loads(detail))
+    if detail.validations:
+        parts.append(_checks(detail))
+    return Group(*parts)
+
+
+def _facts(detail: ExecutionDetail) -> Table:
     row = detail.execution
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -128,7 +138,11 @@ def detail_view(detail: ExecutionDetail, width: int | None = None) -> Group:
         ("log", f"flx logs {row.pipeline}#{row.execution_number}"),
     ):
         facts.add_row(label, value)
+    return facts
 
+
+def _events(detail: ExecutionDetail, width: int | None) -> Table:
+    """One line an event; the details are cut to what the terminal has room for."""
     events = Table(title="events", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     type_width = max((len(event.type) for event in detail.events), default=4)
     room = max((width or 200) - 3 - 19 - type_width - 3 * 4, 10)
@@ -139,36 +153,31 @@ def detail_view(detail: ExecutionDetail, width: int | None = None) -> Group:
     for event in detail.events:
         details = ", ".join(f"{k}={_value(v)}" for k, v in event.payload.items() if k != "error")
         events.add_row(str(event.seq), _when(event.at), status_text(event.type), _cut(details, room))
+    return events
 
-    parts: list[Table] = [facts, events]
-    if detail.loads:
-        loads = Table(title="stream loads", header_style="bold")
-        for column in ("stream", "table", "method", "inserted", "updated", "deleted", "status"):
-            loads.add_column(
-                column, justify="right" if column in {"inserted", "updated", "deleted"} else "left"
-            )
-        for load in detail.loads:
-            loads.add_row(
-                load.stream,
-                f"{load.schema_name}.{load.table_name}",
-                load.load_method or "-",
-                f"{load.rows_inserted:,}",
-                f"{load.rows_updated:,}",
-                f"{load.rows_deleted:,}",
-                status_text(load.status),
-            )
-        parts.append(loads)
-    if detail.validations:
-        checks = Table(title="validations", header_style="bold")
-        for column in ("check", "kind", "status", "observed", "expected"):
-            checks.add_column(column)
-        for check in detail.validations:
-            checks.add_row(
-                check.check_name,
-                check.kind,
-                status_text(check.status),
-                check.observed or "-",
-                check.expected or "-",
-            )
-        parts.append(checks)
-    return Group(*parts)
+
+def _loads(detail: ExecutionDetail) -> Table:
+    loads = Table(title="stream loads", header_style="bold")
+    for column in ("stream", "table", "method", "inserted", "updated", "deleted", "status"):
+        loads.add_column(column, justify="right" if column in {"inserted", "updated", "deleted"} else "left")
+    for load in detail.loads:
+        loads.add_row(
+            load.stream,
+            f"{load.schema_name}.{load.table_name}",
+            load.load_method or "-",
+            f"{load.rows_inserted:,}",
+            f"{load.rows_updated:,}",
+            f"{load.rows_deleted:,}",
+            status_text(load.status),
+        )
+    return loads
+
+
+def _checks(detail: ExecutionDetail) -> Table:
+    checks = Table(title="validations", header_style="bold")
+    for column in ("check", "kind", "status", "observed", "expected"):
+        checks.add_column(column)
+    for check in detail.validations:
+        status = status_text(check.status)
+        checks.add_row(check.check_name, check.kind, status, check.observed or "-", check.expected or "-")
+    return checks

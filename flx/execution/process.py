@@ -118,30 +118,8 @@ class ChildProcess:
         reader = threading.Thread(target=self._pump, name="flx-child-log", daemon=True)
         reader.start()
         deadline = started + self.timeout_seconds if self.timeout_seconds else None
-        timed_out = cancelled = False
-        next_tick = started + tick_seconds
-        while not _exited(self._proc):
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                timed_out = True
-                self._stop_group()
-                break
-            if self._cancel.is_set():
-                cancelled = True
-                self._stop_group()
-                break
-            if on_tick is not None and now >= next_tick:
-                next_tick = now + tick_seconds
-                on_tick()
-            time.sleep(0.1)
-        # The leader has exited but is not reaped yet, so the group id is still ours: end any stragglers.
-        _signal_group(self._proc.pid, signal.SIGKILL)
-        code = self._proc.wait()
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        reader.join(timeout=5)
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
+        timed_out, cancelled = self._watch(deadline, on_tick, tick_seconds)
+        code = self._reap(reader)
         tail = "\n".join(self._tail)
         return ProcessResult(
             exit_code=code,
@@ -152,6 +130,40 @@ class ChildProcess:
             error=None if code == 0 and not timed_out and not cancelled else _error_lines(list(self._tail)),
             not_retryable=None if code == 0 or timed_out or cancelled else _not_retryable(self._tail),
         )
+
+    def _watch(
+        self, deadline: float | None, on_tick: Callable[[], None] | None, tick_seconds: float
+    ) -> tuple[bool, bool]:
+        """Until the child exits, or its time is up, or it is cancelled (then its group is stopped):
+        (timed out, cancelled)."""
+        assert self._proc is not None
+        next_tick = time.monotonic() + tick_seconds
+        while not _exited(self._proc):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                self._stop_group()
+                return True, False
+            if self._cancel.is_set():
+                self._stop_group()
+                return False, True
+            if on_tick is not None and now >= next_tick:
+                next_tick = now + tick_seconds
+                on_tick()
+            time.sleep(0.1)
+        return False, False
+
+    def _reap(self, reader: threading.Thread) -> int:
+        """The exit code, once nothing of the job is left and its output is read to the end."""
+        assert self._proc is not None
+        # The leader has exited but is not reaped yet, so the group id is still ours: end any stragglers.
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        code = self._proc.wait()
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        reader.join(timeout=5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        return code
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None

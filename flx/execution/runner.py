@@ -77,6 +77,19 @@ def retry_delay(base_seconds: float, attempt: int, rng: random.Random | None = N
     return exponential * (rng or random).uniform(0.5, 1.5)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What one `Runner.run` call asked for, handed down its steps."""
+
+    pipeline: PipelineSettings
+    pipeline_id: uuid.UUID
+    trigger: str
+    retries: int
+    timeout_seconds: float | None
+    output: TextIO | None
+    force: bool  # tell Meltano its last run of this state ID is over
+
+
 class Runner:
     """Runs pipelines for the `flx` process; `cancel()` is safe to call from a signal handler.
 
@@ -180,17 +193,17 @@ class Runner:
                 log.error("%s: %s", pipeline.name, failed)
             return RunOutcome(record.id, pipeline.name, ExecutionStatus.SKIPPED, 0, None, str(exc))
         self._lease = lease
+        run = _Run(
+            pipeline,
+            pipeline_id,
+            trigger,
+            pipeline.retries if retries is None else retries,
+            timeout_seconds or pipeline.timeout_seconds,
+            output,
+            force,
+        )
         try:
-            return self._run_locked(
-                pipeline,
-                pipeline_id,
-                trigger,
-                pipeline.retries if retries is None else retries,
-                timeout_seconds or pipeline.timeout_seconds,
-                output,
-                lease,
-                force,
-            )
+            return self._run_locked(run, lease)
         finally:
             lease.release()
             self._lease = None
@@ -215,41 +228,21 @@ class Runner:
         self.db_retry.call(lambda _: lease.acquire(), f"the lease of {lease.pipeline!r}")
         return buried
 
-    def _run_locked(
-        self,
-        pipeline: PipelineSettings,
-        pipeline_id: uuid.UUID,
-        trigger: str,
-        retries: int,
-        timeout_seconds: float | None,
-        output: TextIO | None,
-        lease: Lease,
-        force: bool,
-    ) -> RunOutcome:
+    def _run_locked(self, run: _Run, lease: Lease) -> RunOutcome:
         record = ExecutionRecord.create(
-            self.engine, pipeline_id, trigger, lease.session_pid, retry=self.db_retry
+            self.engine, run.pipeline_id, run.trigger, lease.session_pid, retry=self.db_retry
         )
         lease.keep(record.id)
         self._logs = LogWriter(self.engine, record.id)
         try:
-            return self._attempts(
-                pipeline, pipeline_id, record, trigger, retries, timeout_seconds, output, force
-            )
+            return self._attempts(run, record)
         finally:
             self._logs.close()
             self._logs = None
 
-    def _attempts(
-        self,
-        pipeline: PipelineSettings,
-        pipeline_id: uuid.UUID,
-        record: ExecutionRecord,
-        trigger: str,
-        retries: int,
-        timeout_seconds: float | None,
-        output: TextIO | None,
-        force: bool,
-    ) -> RunOutcome:
+    def _attempts(self, run: _Run, record: ExecutionRecord) -> RunOutcome:
+        """Attempts until one succeeds, the retries are used up, or a failure is not worth retrying."""
+        pipeline, retries = run.pipeline, run.retries
         assert self._logs is not None
         if pipeline.run_options:  # this run's own `meltano run` options, not the pipeline's settings
             self._event(pipeline, record, "meltano_options", {"options": list(pipeline.run_options)})
@@ -275,13 +268,13 @@ class Runner:
                 attempt -= 1
                 break
             log.info("%s: attempt %d of %d (execution %s)", pipeline.name, attempt, retries + 1, record.id)
-            argv = self.meltano_argv(pipeline, force)
+            argv = self.meltano_argv(pipeline, run.force)
             self._logs.start_attempt(
                 attempt,
-                f"{pipeline.name} #{record.number or '?'} ({trigger}), attempt {attempt} of {retries + 1} on "
-                f"{socket.gethostname()}: meltano {shlex.join(argv[1:])}",
+                f"{pipeline.name} #{record.number or '?'} ({run.trigger}), attempt {attempt} of "
+                f"{retries + 1} on {socket.gethostname()}: meltano {shlex.join(argv[1:])}",
             )
-            result = self._attempt(pipeline, record, run_id, argv, timeout_seconds, output)
+            result = self._attempt(pipeline, record, run_id, argv, run.timeout_seconds, run.output)
             self._logs.marker(_attempt_ended(result))
             if result.exit_code == 0 and not result.timed_out and not result.cancelled:
                 break
@@ -292,7 +285,7 @@ class Runner:
                 break
             if not self._retry_later(pipeline, record, attempt, result):
                 break
-        outcome = self._finish(pipeline, pipeline_id, record, started, attempt, result)
+        outcome = self._finish(pipeline, run.pipeline_id, record, started, attempt, result)
         self._logs.marker(f"{outcome.status.value} after {outcome.attempts} attempt(s)")
         return outcome
 
