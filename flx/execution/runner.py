@@ -27,7 +27,6 @@ from typing import TextIO
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from flx.alerts.event import AlertEvent, AlertKind, Severity
 from flx.alerts.manager import AlertManager
 from flx.config import FlxSettings, PipelineSettings
 from flx.execution.dbretry import DatabaseRetry, DatabaseUnavailable, short_reason
@@ -37,7 +36,8 @@ from flx.execution.logstore import EXPIRY, LogWriter
 from flx.execution.process import ChildProcess, ProcessResult
 from flx.execution.records import ConcurrencyError, ExecutionRecord, sync_pipeline
 from flx.execution.recovery import StaleExecution, buried_recently, recover_stale, wait_for_dead_local_runner
-from flx.validation.runner import ValidationRunner, oracle_source_alert
+from flx.execution.run_alerts import RunAlerts
+from flx.validation.runner import ValidationRunner
 from flx_core.models import ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class Runner:
         self.engine = engine
         self.validations = validations
         self.alerts = alerts
+        self._tell = RunAlerts(alerts)
         self.leases = leases or Leases(engine, LeaseTiming.from_settings(settings))
         self.db_retry = db_retry or DatabaseRetry()
         self._cancelled = threading.Event()
@@ -140,15 +141,7 @@ class Runner:
             log.warning(
                 "execution %s of %s had no heartbeat: marked failed", execution.id, execution.pipeline
             )
-            self._alert(
-                execution.pipeline,
-                execution.id,
-                "stuck",
-                "error",
-                f"{execution.pipeline} #{execution.execution_number} stopped responding",
-                f"No heartbeat since {execution.heartbeat_at}; runner pid {execution.pid} on "
-                f"{execution.hostname}. Marked failed.",
-            )
+            self._tell.stuck(execution)
         return stale
 
     def run(
@@ -438,7 +431,7 @@ class Runner:
             log.error("%s: the job %s, but %s", pipeline.name, status.value, exc)
         outcome = RunOutcome(record.id, pipeline.name, status, attempts, result.exit_code, error)
         try:
-            self._alert_outcome(pipeline_id, outcome)
+            self._tell.outcome(pipeline_id, outcome)
         except SQLAlchemyError as exc:
             log.error("%s: could not record the outcome's alert: %s", pipeline.name, short_reason(exc))
         return outcome
@@ -456,66 +449,13 @@ class Runner:
             return ExecutionStatus.FAILED_VALIDATION, f"checks could not run: {exc}"
         failed = [o for o in outcomes if o.status != "passed"]
         for outcome in failed:
-            if (source_alert := oracle_source_alert(outcome, pipeline.name, str(record.id))) is not None:
-                self._notify(source_alert)  # an unreachable source, not a count that does not match
-                continue
-            self._alert(
-                pipeline.name,
-                record.id,
-                "validation",
-                outcome.spec.severity,
-                f"{pipeline.name}: check {outcome.spec.name} {outcome.status}",
-                outcome.message,
-                check_name=outcome.spec.name,
-            )
+            self._tell.check_failed(pipeline.name, record.id, outcome)
         blocking = [o for o in failed if o.spec.severity != "warning"]
         if not blocking:
             return ExecutionStatus.SUCCEEDED, None
         return ExecutionStatus.FAILED_VALIDATION, "; ".join(
             f"check {o.spec.name} {o.status}: {o.message}" for o in blocking
         )
-
-    def _alert_outcome(self, pipeline_id: uuid.UUID, outcome: RunOutcome) -> None:
-        if outcome.status is ExecutionStatus.SUCCEEDED:
-            self.alerts.resolve(outcome.pipeline)
-            return
-        kinds: dict[ExecutionStatus, tuple[AlertKind, Severity, str]] = {
-            ExecutionStatus.FAILED: ("failure", "error", f"failed (exit {outcome.exit_code})"),
-            ExecutionStatus.TIMED_OUT: ("timeout", "error", "timed out"),
-        }
-        if outcome.status not in kinds:
-            return  # validation alerts were sent per check; a cancel is somebody's decision
-        kind, severity, what = kinds[outcome.status]
-        self._alert(
-            outcome.pipeline,
-            outcome.execution_id,
-            kind,
-            severity,
-            f"{outcome.pipeline} {what} after {outcome.attempts} attempt(s)",
-            outcome.error or "",
-            pipeline_id=pipeline_id,
-        )
-
-    def _alert(
-        self,
-        pipeline: str,
-        execution_id: uuid.UUID,
-        kind: AlertKind,
-        severity: Severity,
-        title: str,
-        body: str,
-        *,
-        check_name: str | None = None,
-        pipeline_id: uuid.UUID | None = None,
-    ) -> None:
-        event = AlertEvent(pipeline, kind, severity, title, body, check_name, str(execution_id))
-        self._notify(event, pipeline_id)
-
-    def _notify(self, event: AlertEvent, pipeline_id: uuid.UUID | None = None) -> None:
-        try:
-            self.alerts.notify(event, pipeline_id)
-        except SQLAlchemyError as exc:
-            log.error("could not record alert %s: %s", event.fingerprint, exc.__class__.__name__)
 
     def meltano_executable(self) -> str:
         """`meltano_executable` if it is a path or on PATH, else the one installed beside this Python."""

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from flx_core.models import Execution, StreamLoad, ValidationResult
+from flx_core.models import Alert, Execution, StreamLoad, ValidationResult
 from tests.flx.meltano_project import MeltanoProject, events, executions
 from tests.flx.webhook import Webhook, webhook_server
 
@@ -215,6 +215,12 @@ def test_dead_runner_is_marked_failed_by_next_start(project: MeltanoProject, eng
     assert "heartbeat stopped" in row["error"]
     last = events(engine, running.id)[-1]
     assert last[1] == "failed" and last[2]["reason"] == "stale_heartbeat"
+    with Session(engine) as session:
+        alert = session.scalars(select(Alert).where(Alert.fingerprint == "stuck-job:stuck:-")).one()
+    assert alert.status == "firing" and alert.severity == "error"
+    assert alert.last_message is not None
+    assert f"stuck-job #{running.execution_number} stopped responding" in alert.last_message
+    assert "Marked failed." in alert.last_message
 
 
 def test_validations_pass_and_fail(project: MeltanoProject, engine: Engine) -> None:
