@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from flx.alerts.event import AlertEvent, AlertKind, Severity
 from flx.alerts.manager import AlertManager
+from flx.execution.dbretry import short_reason
 from flx.execution.recovery import StaleExecution
 from flx.validation.outcome import CheckOutcome
 from flx.validation.runner import oracle_source_alert
@@ -37,7 +38,10 @@ class RunAlerts:
     def outcome(self, pipeline_id: uuid.UUID, outcome: RunOutcome) -> None:
         """A success resolves the pipeline's open alerts; a failure or timeout raises one."""
         if outcome.status is ExecutionStatus.SUCCEEDED:
-            self.alerts.resolve(outcome.pipeline)
+            try:
+                self.alerts.resolve(outcome.pipeline)
+            except SQLAlchemyError as exc:
+                log.error("%s: could not record the outcome's alert: %s", outcome.pipeline, short_reason(exc))
             return
         if outcome.status not in _OUTCOME_ALERTS:
             return

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from flx.alerts.manager import AlertManager
 from flx.config import FlxSettings, PipelineSettings
-from flx.execution.dbretry import DatabaseRetry, DatabaseUnavailable, short_reason
+from flx.execution.dbretry import DatabaseRetry, DatabaseUnavailable
 from flx.execution.lease import Lease, Leases, LeaseTiming
 from flx.execution.locks import PipelineBusy
 from flx.execution.logstore import EXPIRY, LogWriter
@@ -430,10 +429,7 @@ class Runner:
         except RECORDING_FAILED as exc:
             log.error("%s: the job %s, but %s", pipeline.name, status.value, exc)
         outcome = RunOutcome(record.id, pipeline.name, status, attempts, result.exit_code, error)
-        try:
-            self._tell.outcome(pipeline_id, outcome)
-        except SQLAlchemyError as exc:
-            log.error("%s: could not record the outcome's alert: %s", pipeline.name, short_reason(exc))
+        self._tell.outcome(pipeline_id, outcome)
         return outcome
 
     def _validate(
