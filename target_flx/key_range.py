@@ -29,20 +29,14 @@ class KnownKeys:
         """The range the table's preparation read along (or `UNREAD`), for the next `load`."""
         self._prefetched = prefetched
 
-    def load(
-        self, dest: StreamTable, method: str, key_columns: Sequence[str], columns: Sequence[Column]
-    ) -> None:
-        """Decide whether the stream's key qualifies and, if so, learn the table's range (from what the
-        preparation read, else two reads of the key's unique index)."""
-        key = [c for c in columns if c.prop is not None and c.name in key_columns]
-        self.bounded = (
-            method in ("upsert", "overwrite")
-            and len(key) == 1
-            and bounded_key(key[0].json_kind, key[0].pg_type)
-        )
+    def load(self, dest: StreamTable, key: Column | None) -> None:
+        """Decide whether the stream's key qualifies (`key`: an upsert's only key column, if it has one)
+        and, if so, learn the table's range (from what the preparation read, else two reads of the key's
+        unique index)."""
+        self.bounded = key is not None and bounded_key(key.json_kind, key.pg_type)
         prefetched, self._prefetched = self._prefetched, UNREAD
-        if self.bounded:
-            self.known = dest.key_range(key[0].name) if prefetched is UNREAD else prefetched  # type: ignore[assignment]
+        if key is not None and self.bounded:
+            self.known = dest.key_range(key.name) if prefetched is UNREAD else prefetched  # type: ignore[assignment]
 
     def all_new(self, keys: Sequence[Any]) -> bool:
         """Whether every key of the batch lies outside the known range (which then takes the batch in)."""

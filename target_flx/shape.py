@@ -106,6 +106,11 @@ class StreamShape:
         column = self.key_columns[0]
         return column, next(kind for name, _, kind in self.layout if name == column)
 
+    def key_column(self, columns: Sequence[Column]) -> Column | None:
+        """The `single_key` among the stream's columns (None: the stream has no single upsert key)."""
+        key = self.single_key
+        return next(c for c in columns if c.name == key[0]) if key is not None else None
+
     def columns(self, actual: Mapping[str, str]) -> list[Column]:
         """The stream's columns with the types the table has (`actual`: column → type)."""
         return [Column(name, actual[name], prop, kind) for name, prop, kind in self.layout]

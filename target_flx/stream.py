@@ -125,7 +125,7 @@ class StreamLoader:
     def _rebuild_codec(self) -> None:
         """Called whenever the table's columns change (with no batch in flight)."""
         assert self.shape is not None
-        self.key_range.load(self.dest, self.shape.method, self.shape.key_columns, self.columns)
+        self.key_range.load(self.dest, self.shape.key_column(self.columns))
         self.builder.codec = self.shape.codec(self.columns, validate=self.settings.validate_records)
 
     def _widened_codec(self, column: Column) -> RecordCodec:
