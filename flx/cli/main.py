@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -317,13 +317,14 @@ def db() -> None:
     """The control schema (Alembic migrations) and flx's database."""
 
 
-def _migrate(direction: str, revision: str) -> None:
+def _migrate(direction: Literal["upgrade", "downgrade"], revision: str) -> None:
     """Move the control schema to `revision` and say where it is now."""
     from flx_core import migrate
 
     engine, schema = engine_and_schema()
+    step = migrate.upgrade if direction == "upgrade" else migrate.downgrade
     try:
-        getattr(migrate, direction)(engine, schema, revision)
+        step(engine, schema, revision)
         now = migrate.current_revision(engine, schema)
     finally:
         engine.dispose()

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from flx_core.embedded import embedded_bin_dir
+from flx_core.revision import HEAD
 from tests.embedded_server import stop_embedded
 from tests.flx.meltano_project import BIN, MeltanoProject, make_project
 
@@ -94,3 +95,23 @@ def test_a_configured_database_has_nothing_to_stop_and_its_url_hides_the_passwor
     shown = project.flx("db", "url")
     assert shown.returncode == 0
     assert "s3cret" not in shown.stdout and shown.stdout.startswith(f"postgresql://{database_url.username}@")
+
+
+def test_db_upgrade_and_downgrade_move_the_control_schema_and_say_where_it_is(
+    project: MeltanoProject,
+) -> None:
+    """On the project's own control schema (its `FLX_CONTROL_SCHEMA`), through the configured database."""
+    first = project.flx("db", "upgrade")
+    assert first.returncode == 0, first.stderr
+    assert f"control schema {project.control} at revision {HEAD}" in first.stdout
+    down = project.flx("db", "downgrade", "--revision", "0003")
+    assert down.returncode == 0, down.stderr
+    assert f"control schema {project.control} at revision 0003" in down.stdout
+    current = project.flx("db", "current").stdout
+    assert f"control schema {project.control}: 0003 (head {HEAD}, behind: run `flx db upgrade`)" in current
+    gone = project.flx("db", "downgrade")
+    assert gone.returncode == 0, gone.stderr
+    assert f"control schema {project.control} at revision None" in gone.stdout
+    again = project.flx("db", "upgrade")
+    assert again.returncode == 0, again.stderr
+    assert f"at revision {HEAD}" in again.stdout
