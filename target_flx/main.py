@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 from importlib import resources
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import target_flx
 
@@ -85,7 +83,8 @@ def _run(config: dict[str, Any]) -> None:
 
     try:
         from flx_core.settings import SettingsError
-        from target_flx.run import Cancelled, LoadRun, stop_after_the_load
+        from target_flx.cancel import cancel_on_signals, stop_after_the_load
+        from target_flx.run import LoadRun
         from target_flx.setting_names import check_names
         from target_flx.setting_types import check_types
 
@@ -93,11 +92,7 @@ def _run(config: dict[str, Any]) -> None:
         check_names(config, schema.get("properties", {}))
         config = check_types(config, schema)
 
-        def cancel(signum: int, frame: FrameType | None) -> NoReturn:
-            raise Cancelled(f"received signal {signal.Signals(signum).name}: committed what was received")
-
-        signal.signal(signal.SIGTERM, cancel)
-        signal.signal(signal.SIGINT, cancel)
+        cancel_on_signals()
         log.info("target-flx v%s", _version())
         counts = LoadRun(config).process(sys.stdin)
         stop_after_the_load()

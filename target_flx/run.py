@@ -7,16 +7,11 @@ before the failing line), waits for what is in flight, and releases exactly the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
-import signal
-import sys
 import time
 from collections import Counter
-from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
@@ -24,6 +19,7 @@ from flx_core.database import resolve
 from flx_core.revision import HEAD
 from flx_core.settings import DatabaseSettings
 from target_flx import batch_files, copybin, mapped, messages
+from target_flx.cancel import Cancelled, raise_if_cancelled
 from target_flx.connection import Reconnect
 from target_flx.errors import InputError, InternalError, LoadError, RecordBeforeSchema, TargetError
 from target_flx.history import History, RunIdentity
@@ -43,29 +39,6 @@ if TYPE_CHECKING:
     from singer_sdk.mapper import PluginMapper
 
 log = logging.getLogger("target_flx")
-
-
-def stop_after_the_load() -> None:
-    """From now on a SIGTERM/SIGINT ends the process at once with 143 and one line: everything received
-    is committed and its STATE written. Raising `Cancelled` this late could land in the interpreter's
-    shutdown, which prints a traceback and exits 0."""
-
-    def stop(signum: int, _frame: FrameType | None) -> NoReturn:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-            sys.stderr.write(
-                f"target-flx: received signal {signal.Signals(signum).name} after the load had finished: "
-                "everything received was committed\n"
-            )
-            sys.stderr.flush()
-        os._exit(143)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-
-class Cancelled(TargetError):
-    """SIGTERM/SIGINT: commit what was received, emit its STATE, then exit non-zero."""
 
 
 def _upgrade_control_schema(db: DatabaseSettings) -> None:
@@ -159,6 +132,7 @@ class LoadRun:
         loader: Any = None  # set together with `prefix`
         try:
             for lines, may_hold_nul in iter_chunks(source, 1.0, self._on_idle):
+                raise_if_cancelled()
                 i, n = 0, len(lines)
                 while i < n:
                     if prefix:

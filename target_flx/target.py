@@ -8,7 +8,6 @@ decoded a batch at a time into typed rows. Everything else (config, `--about`, C
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from collections import Counter
 from types import FrameType
@@ -20,8 +19,9 @@ from singer_sdk.target_base import Target
 
 from flx_core.plugin_settings import plugin_config_jsonschema
 from flx_core.settings import SettingsError
+from target_flx.cancel import Cancelled, cancel, stop_after_the_load
 from target_flx.errors import TargetError, debugging
-from target_flx.run import Cancelled, LoadRun, stop_after_the_load
+from target_flx.run import LoadRun
 from target_flx.setting_names import check_names
 from target_flx.settings import LoadSettings
 
@@ -75,7 +75,7 @@ class TargetFlx(Target):
         """LoadRun finished everything when the input ended."""
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        raise Cancelled(f"received signal {signal.Signals(signum).name}: committed what was received")
+        cancel(signum, frame)
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:

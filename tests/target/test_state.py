@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.target.singer_io import record, schema_msg, singer, state
@@ -94,6 +98,83 @@ def test_sigterm_commits_what_was_received(
     assert proc.wait(timeout=30) == 143
     assert [json.loads(line) for line in out.splitlines()] == [{"s": 50}]
     assert query(f'SELECT count(*) FROM "{target_schema}".t') == [(50,)]
+    assert query("SELECT status FROM flx.stream_loads WHERE schema_name = %s", target_schema) == [
+        ("cancelled",)
+    ]
+
+
+# Runs target-flx with a garbage-collector callback that, once the trigger file exists, signals the process
+# from inside the callback: the handler's `Cancelled` lands where the interpreter prints and swallows it.
+_SIGNAL_IN_A_FINALIZER = """
+import gc, os, signal, sys, threading, time
+from target_flx.main import main
+
+trigger = sys.argv.pop(1)
+checked = [0.0]
+
+def callback(phase, info):
+    if threading.current_thread() is not threading.main_thread() or phase != "start":
+        return
+    now = time.monotonic()
+    if now - checked[0] < 0.05:
+        return
+    checked[0] = now
+    if os.path.exists(trigger):
+        gc.callbacks.remove(callback)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs here, inside the callback
+            pass
+
+gc.callbacks.append(callback)
+gc.set_threshold(1)
+main()
+"""
+
+
+def test_sigterm_swallowed_by_a_finalizer_still_cancels(
+    target_config: dict[str, Any], query: Callable[..., Any], target_schema: str, tmp_path: Path
+) -> None:
+    """A signal that arrives while a finalizer or the garbage collector runs is still a cancel: exit 143,
+    only committed STATE, the load recorded as cancelled, not a run that goes on and ends with 0."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**target_config, "batch_size_rows": 100}))
+    trigger = tmp_path / "signal-now"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIGNAL_IN_A_FINALIZER, str(trigger), "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(singer(schema_msg("f", PROPS, ["id"]), *[record("f", {"id": i}) for i in range(50)]))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not query("SELECT to_regclass('flx.stream_loads') IS NOT NULL")[0][0] or not query(
+        "SELECT 1 FROM flx.stream_loads WHERE schema_name = %s", target_schema
+    ):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    trigger.touch()
+    sent = 50
+    with contextlib.suppress(OSError):
+        while proc.poll() is None and time.monotonic() < deadline:  # keep the main thread busy
+            more = [record("f", {"id": sent + i}) for i in range(20)]
+            proc.stdin.write(singer(*more, state({"s": sent + 20})))
+            proc.stdin.flush()
+            sent += 20
+            time.sleep(0.02)
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    with proc.stdout, proc.stderr:
+        out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=60)
+    assert "Exception ignored" in err, err  # the handler did run where its exception is swallowed
+    assert proc.returncode == 143, err
+    assert "received signal SIGTERM: committed what was received" in err
+    states = [json.loads(line)["s"] for line in out.splitlines()]
+    committed = query(f'SELECT count(*) FROM "{target_schema}".f')[0][0]
+    assert all(s <= committed for s in states), (states, committed)
     assert query("SELECT status FROM flx.stream_loads WHERE schema_name = %s", target_schema) == [
         ("cancelled",)
     ]
