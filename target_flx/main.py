@@ -79,6 +79,7 @@ def _run(config: dict[str, Any]) -> None:
     _setup_logging()
     log = logging.getLogger("target-flx")
     from target_flx import log_format
+    from target_flx.cancel import Cancelled
     from target_flx.errors import TargetError, debugging
 
     try:
@@ -111,7 +112,7 @@ def _run(config: dict[str, Any]) -> None:
             logging.getLogger("target-flx").error("target-flx: error: %s", exc)
         else:
             sys.stderr.write(f"target-flx: error: {exc}\n")
-        sys.exit(143 if type(exc).__name__ == "Cancelled" else 1)
+        sys.exit(143 if isinstance(exc, Cancelled) else 1)
 
 
 def _setup_logging() -> None:
